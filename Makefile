@@ -1,0 +1,25 @@
+# Quick start: `make run` (install + start on 127.0.0.1:8080), `make test` (install + whole suite).
+PYTHON ?= python3
+VENV := .venv
+BIN := $(VENV)/bin
+
+.PHONY: run test lint docs install
+
+$(BIN)/.installed: requirements.txt requirements-dev.txt
+	$(PYTHON) -m venv $(VENV)
+	$(BIN)/pip install --quiet -r requirements-dev.txt
+	touch $@
+
+install: $(BIN)/.installed
+
+run: install
+	SERVER_HOST=$${SERVER_HOST:-127.0.0.1} $(BIN)/gunicorn wsgi:app
+
+test: install
+	$(BIN)/python -m pytest
+
+lint: install
+	$(BIN)/ruff check .
+
+docs: install
+	$(BIN)/python -c 'import sys; from app.config import configuration_markdown as m; sys.stdout.write(m())' > docs/configuration.md

@@ -1,0 +1,59 @@
+"""The Inference Gateway's Flask application factory.
+
+Importing this package is cheap on purpose: gunicorn's master imports `app.config` to check the
+settings before forking, and must not import `requests`/`ssl` users before the gevent worker
+patches them. Everything heavy is imported inside `create_app`.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    from flask import Flask
+
+
+def create_app(overrides: Mapping[str, str] | None = None) -> Flask:
+    """Build the app: settings -> extensions -> providers -> blueprints -> errors.
+
+    `overrides` are environment variables (e.g. {"OPENAI_API_KEY": "..."}) laid over the
+    process environment and `.env`; tests use them instead of touching os.environ.
+    """
+    from flask import Flask, g, request
+
+    from app.access_log import REQUEST_ID_ENVIRON_KEY, AccessLog, request_id_from
+    from app.api import health
+    from app.config import Settings, environment_with_dotenv
+    from app.errors import register_error_handlers
+    from app.extensions import GatewayState
+    from app.logs import configure_logging
+    from app.providers.provider import Providers
+    from app.providers.routing import ModelPolicy
+
+    environ = environment_with_dotenv()
+    environ.update(overrides or {})
+    settings = Settings.from_environ(environ)
+    configure_logging(development=settings.development, level=settings.log_level,
+                      secrets=settings.secret_values())
+
+    app = Flask(__name__)
+    app.config.update(MAX_CONTENT_LENGTH=settings.server_max_request_body_size)
+    app.json.sort_keys = False
+    app.json.compact = True
+
+    GatewayState(
+        settings=settings,
+        providers=Providers(settings),
+        model_policy=ModelPolicy(settings.allowed_models, settings.disallowed_models),
+    ).init_app(app)
+
+    app.register_blueprint(health.bp)
+
+    @app.before_request
+    def remember_request_id() -> None:
+        g.request_id = request.environ.get(REQUEST_ID_ENVIRON_KEY) or request_id_from(None)
+
+    register_error_handlers(app)
+    app.wsgi_app = AccessLog(app.wsgi_app)
+    return app

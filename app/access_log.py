@@ -1,0 +1,60 @@
+"""WSGI middleware: the request id and the access log line.
+
+Every response carries `X-Request-ID`: the client's when it sent a sane one, else a new one. The
+access log line is written when the response body is closed, so a stream's line carries its
+whole duration. The query string is never logged (it may hold a provider `key=`).
+"""
+
+from __future__ import annotations
+
+import logging
+import re
+import time
+import uuid
+from collections.abc import Callable, Iterable
+from typing import Any
+
+from werkzeug.wsgi import ClosingIterator
+
+log = logging.getLogger("gateway.access")
+
+REQUEST_ID_ENVIRON_KEY = "gateway.request_id"
+_SANE_ID = re.compile(r"[A-Za-z0-9._:\-]{1,128}")
+
+
+def request_id_from(header: str | None) -> str:
+    if header and _SANE_ID.fullmatch(header):
+        return header
+    return uuid.uuid4().hex
+
+
+class AccessLog:
+    def __init__(self, wsgi_app: Callable[..., Iterable[bytes]]):
+        self.wsgi_app = wsgi_app
+
+    def __call__(self, environ: dict[str, Any], start_response: Callable[..., Any]) -> Iterable[bytes]:
+        started = time.perf_counter()
+        request_id = request_id_from(environ.get("HTTP_X_REQUEST_ID"))
+        environ[REQUEST_ID_ENVIRON_KEY] = request_id
+        seen: dict[str, Any] = {}
+
+        def start_with_id(status: str, headers: list[tuple[str, str]], exc_info: Any = None) -> Any:
+            headers = [(k, v) for k, v in headers if k.lower() != "x-request-id"]
+            headers.append(("X-Request-ID", request_id))
+            seen["status"] = status
+            return start_response(status, headers, exc_info)
+
+        def write_line() -> None:
+            status = seen.get("status", "500")
+            log.info("%s %s %s", environ.get("REQUEST_METHOD"), environ.get("PATH_INFO"), status.split(" ", 1)[0],
+                     extra={
+                         "request_id": request_id,
+                         "method": environ.get("REQUEST_METHOD"),
+                         "path": environ.get("PATH_INFO"),
+                         "status": int(status.split(" ", 1)[0]),
+                         "duration_ms": round((time.perf_counter() - started) * 1000, 2),
+                         "remote_addr": environ.get("REMOTE_ADDR"),
+                         "subject": environ.get("gateway.subject"),
+                     })
+
+        return ClosingIterator(self.wsgi_app(environ, start_with_id), [write_line])

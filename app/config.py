@@ -1,0 +1,282 @@
+"""Typed settings, read once from the environment (and a `.env` file when present).
+
+Every setting is a field of `Settings` declared with `setting(...)`: its environment variable,
+default, section and help text live next to its type. `Settings.from_environ()` parses them all
+and raises `ConfigError` with one line naming the variable and the bad value. The provider
+settings (`<ID>_API_URL`, `<ID>_API_KEY`) come from the provider catalog.
+
+`make docs` writes `docs/configuration.md` from `configuration_markdown()`.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+from collections.abc import Mapping
+from dataclasses import dataclass, field, fields
+from typing import Any, get_type_hints
+
+from app.providers.catalog import CATALOG
+
+SECTIONS = {
+    "general": "General settings",
+    "telemetry": "Telemetry",
+    "mcp": "Model Context Protocol (MCP)",
+    "auth": "Authentication",
+    "rate_limit": "Rate limits",
+    "server": "Server settings",
+    "client": "Client settings",
+    "providers": "Providers",
+}
+
+
+class ConfigError(ValueError):
+    """A setting has a value that cannot be used; the message names the variable."""
+
+
+class Duration(float):
+    """Seconds, written the Go way: `30s`, `1m30s`, `500ms`, `2h`."""
+
+
+class CommaList(tuple):
+    """A comma-separated list; entries are trimmed and empty entries dropped."""
+
+
+class ByteSize(int):
+    """A size in bytes: `10485760`, `512KiB`, `10MiB`, `1GB`."""
+
+
+_DURATION_PART = re.compile(r"(\d+(?:\.\d*)?|\.\d+)(ns|us|µs|ms|s|m|h)")
+_DURATION_UNITS = {"ns": 1e-9, "us": 1e-6, "µs": 1e-6, "ms": 1e-3, "s": 1.0, "m": 60.0, "h": 3600.0}
+_SIZE = re.compile(r"(\d+)\s*(b|kb|kib|mb|mib|gb|gib)?", re.IGNORECASE)
+_SIZE_UNITS = {"b": 1, "kb": 1000, "kib": 1024, "mb": 1000**2, "mib": 1024**2, "gb": 1000**3, "gib": 1024**3}
+_TRUE = {"true", "1", "yes", "on"}
+_FALSE = {"false", "0", "no", "off"}
+
+
+def parse_duration(text: str) -> Duration:
+    text = text.strip()
+    if text == "0":
+        return Duration(0)
+    pos, total = 0, 0.0
+    for match in _DURATION_PART.finditer(text):
+        if match.start() != pos:
+            break
+        total += float(match.group(1)) * _DURATION_UNITS[match.group(2)]
+        pos = match.end()
+    if pos == 0 or pos != len(text):
+        raise ValueError("expected a duration such as 30s, 1m30s or 500ms")
+    return Duration(total)
+
+
+def parse_bool(text: str) -> bool:
+    lowered = text.strip().lower()
+    if lowered in _TRUE:
+        return True
+    if lowered in _FALSE:
+        return False
+    raise ValueError("expected true/false, 1/0 or yes/no")
+
+
+def parse_int(text: str) -> int:
+    try:
+        return int(text.strip())
+    except ValueError:
+        raise ValueError("expected a whole number") from None
+
+
+def parse_byte_size(text: str) -> ByteSize:
+    match = _SIZE.fullmatch(text.strip())
+    if not match:
+        raise ValueError("expected a size such as 10485760 or 10MiB")
+    return ByteSize(int(match.group(1)) * _SIZE_UNITS[(match.group(2) or "b").lower()])
+
+
+def parse_comma_list(text: str) -> CommaList:
+    return CommaList(part.strip() for part in text.split(",") if part.strip())
+
+
+PARSERS: dict[type, Any] = {
+    str: str,
+    bool: parse_bool,
+    int: parse_int,
+    Duration: parse_duration,
+    ByteSize: parse_byte_size,
+    CommaList: parse_comma_list,
+}
+
+
+def setting(env: str, default: str, help: str, *, section: str, secret: bool = False) -> Any:
+    """Declare a field: `default` is written as it would be in the environment."""
+    return field(default=None, repr=not secret,
+                 metadata={"env": env, "default": default, "help": help, "section": section,
+                           "secret": secret})
+
+
+@dataclass(frozen=True)
+class Settings:
+    # general
+    environment: str = setting("ENVIRONMENT", "production", "`development` switches logs to readable text and enables request previews in debug logs; anything else logs one JSON object per line.", section="general")
+    log_level: str = setting("LOG_LEVEL", "info", "Log level: debug, info, warning, error.", section="general")
+    allowed_models: CommaList = setting("ALLOWED_MODELS", "", "Comma-separated models to allow (`provider/model` or bare `model`, case-insensitive). When non-empty it wins over DISALLOWED_MODELS. Filters /v1/models and gates every path that calls a model.", section="general")
+    disallowed_models: CommaList = setting("DISALLOWED_MODELS", "", "Comma-separated models to refuse (403), same matching as ALLOWED_MODELS. Ignored when ALLOWED_MODELS is set.", section="general")
+    enable_vision: bool = setting("ENABLE_VISION", "false", "Allow image content parts. When false, requests with images are refused with 400; when true, images go to providers whose catalog entry supports vision, and other providers answer 400.", section="general")
+    debug_content_truncate_words: int = setting("DEBUG_CONTENT_TRUNCATE_WORDS", "10", "Words kept per message in debug request previews (development only).", section="general")
+    debug_max_messages: int = setting("DEBUG_MAX_MESSAGES", "100", "Messages kept in debug request previews (development only).", section="general")
+    models_cache_ttl: Duration = setting("MODELS_CACHE_TTL", "60s", "How long each provider's model list is cached; 0 turns the cache off. Failed fetches are never cached.", section="general")
+
+    # telemetry
+    telemetry_enable: bool = setting("TELEMETRY_ENABLE", "false", "Serve Prometheus metrics.", section="telemetry")
+    telemetry_metrics_port: int = setting("TELEMETRY_METRICS_PORT", "9464", "Port of the metrics server (GET /metrics), one per host, summing all workers.", section="telemetry")
+
+    # mcp
+    mcp_enable: bool = setting("MCP_ENABLE", "false", "Give models the tools of the MCP servers and run their calls in the gateway.", section="mcp")
+    mcp_expose: bool = setting("MCP_EXPOSE", "false", "Serve GET /v1/mcp/tools.", section="mcp")
+    mcp_servers: CommaList = setting("MCP_SERVERS", "", "Comma-separated MCP server URLs (streamable HTTP).", section="mcp")
+    mcp_client_timeout: Duration = setting("MCP_CLIENT_TIMEOUT", "5s", "MCP client HTTP timeout.", section="mcp")
+    mcp_dial_timeout: Duration = setting("MCP_DIAL_TIMEOUT", "3s", "MCP client connect timeout.", section="mcp")
+    mcp_tls_handshake_timeout: Duration = setting("MCP_TLS_HANDSHAKE_TIMEOUT", "3s", "MCP client TLS handshake timeout.", section="mcp")
+    mcp_response_header_timeout: Duration = setting("MCP_RESPONSE_HEADER_TIMEOUT", "3s", "MCP client response header timeout.", section="mcp")
+    mcp_expect_continue_timeout: Duration = setting("MCP_EXPECT_CONTINUE_TIMEOUT", "1s", "MCP client expect-continue timeout (accepted for compatibility).", section="mcp")
+    mcp_request_timeout: Duration = setting("MCP_REQUEST_TIMEOUT", "5s", "Timeout for initialize and tool calls.", section="mcp")
+    mcp_max_retries: int = setting("MCP_MAX_RETRIES", "3", "Connection attempts per server before waiting for the reconnect loop.", section="mcp")
+    mcp_retry_interval: Duration = setting("MCP_RETRY_INTERVAL", "5s", "Longest wait between connection attempts.", section="mcp")
+    mcp_initial_backoff: Duration = setting("MCP_INITIAL_BACKOFF", "1s", "First wait of the exponential backoff.", section="mcp")
+    mcp_enable_reconnect: bool = setting("MCP_ENABLE_RECONNECT", "true", "Keep retrying servers that are down.", section="mcp")
+    mcp_reconnect_interval: Duration = setting("MCP_RECONNECT_INTERVAL", "30s", "Interval between reconnection attempts.", section="mcp")
+    mcp_polling_enable: bool = setting("MCP_POLLING_ENABLE", "true", "Poll each server's health.", section="mcp")
+    mcp_polling_interval: Duration = setting("MCP_POLLING_INTERVAL", "30s", "Interval between health polls.", section="mcp")
+    mcp_polling_timeout: Duration = setting("MCP_POLLING_TIMEOUT", "5s", "Timeout of one health poll.", section="mcp")
+    mcp_disable_healthcheck_logs: bool = setting("MCP_DISABLE_HEALTHCHECK_LOGS", "true", "Leave routine health-poll results out of the logs.", section="mcp")
+    mcp_max_iterations: int = setting("MCP_MAX_ITERATIONS", "10", "Most model calls in one agent loop.", section="mcp")
+    mcp_include_tools: CommaList = setting("MCP_INCLUDE_TOOLS", "", "Only these MCP tools (case-insensitive, with or without `mcp_`); wins over MCP_EXCLUDE_TOOLS.", section="mcp")
+    mcp_exclude_tools: CommaList = setting("MCP_EXCLUDE_TOOLS", "", "MCP tools to leave out (case-insensitive, with or without `mcp_`).", section="mcp")
+
+    # auth
+    auth_enable: bool = setting("AUTH_ENABLE", "false", "Require a credential (OIDC JWT or API key) on every route but GET /health.", section="auth")
+    auth_oidc_issuer: str = setting("AUTH_OIDC_ISSUER", "http://keycloak:8080/realms/inference-gateway-realm", "OIDC issuer URL; discovery at <issuer>/.well-known/openid-configuration.", section="auth")
+    auth_oidc_client_id: str = setting("AUTH_OIDC_CLIENT_ID", "inference-gateway-client", "OIDC client ID; tokens must carry it in `aud`.", section="auth", secret=True)
+    auth_oidc_client_secret: str = setting("AUTH_OIDC_CLIENT_SECRET", "", "OIDC client secret (not needed to validate tokens).", section="auth", secret=True)
+    auth_api_keys: CommaList = setting("AUTH_API_KEYS", "", "Comma-separated static API keys accepted as `Authorization: Bearer <key>` or `x-api-key`.", section="auth", secret=True)
+    auth_api_keys_file: str = setting("AUTH_API_KEYS_FILE", "", "File with one API key per line.", section="auth")
+
+    # rate limits
+    rate_limit_enable: bool = setting("RATE_LIMIT_ENABLE", "false", "Limit requests (and tokens) per subject.", section="rate_limit")
+    rate_limit_default: str = setting("RATE_LIMIT_DEFAULT", "60/minute;1000/hour", "Request limits per subject, flask-limiter syntax, `;`-separated.", section="rate_limit")
+    rate_limit_storage_uri: str = setting("RATE_LIMIT_STORAGE_URI", "memory://", "`memory://` counts per worker process; `redis://host:6379/0` shares limits across workers and hosts.", section="rate_limit")
+    rate_limit_fail_open: bool = setting("RATE_LIMIT_FAIL_OPEN", "true", "When the limit storage is unreachable: true serves and logs loudly, false answers 503.", section="rate_limit")
+    rate_limit_tokens_per_minute: int = setting("RATE_LIMIT_TOKENS_PER_MINUTE", "0", "Tokens per subject per minute, charged with each completion's real usage; 0 turns it off.", section="rate_limit")
+    trusted_proxies: CommaList = setting("TRUSTED_PROXIES", "", "Comma-separated proxy addresses or CIDRs whose X-Forwarded-For is honoured.", section="rate_limit")
+
+    # server
+    server_host: str = setting("SERVER_HOST", "0.0.0.0", "Address to bind (ignored when $PORT is set, as on Heroku: then 0.0.0.0:$PORT).", section="server")
+    server_port: int = setting("SERVER_PORT", "8080", "Port to bind.", section="server")
+    server_read_timeout: Duration = setting("SERVER_READ_TIMEOUT", "30s", "Longest wait for a request's headers and body.", section="server")
+    server_write_timeout: Duration = setting("SERVER_WRITE_TIMEOUT", "30s", "Grace period for in-flight requests at shutdown. Never cuts a stream that is still sending.", section="server")
+    server_idle_timeout: Duration = setting("SERVER_IDLE_TIMEOUT", "120s", "How long an idle keep-alive connection stays open.", section="server")
+    server_tls_cert_path: str = setting("SERVER_TLS_CERT_PATH", "", "TLS certificate path (serve HTTPS when set with the key).", section="server")
+    server_tls_key_path: str = setting("SERVER_TLS_KEY_PATH", "", "TLS key path.", section="server")
+    server_max_request_body_size: ByteSize = setting("SERVER_MAX_REQUEST_BODY_SIZE", "10MiB", "Largest request body accepted; larger ones get 413.", section="server")
+    web_concurrency: int = setting("WEB_CONCURRENCY", "2", "Number of gunicorn worker processes.", section="server")
+    worker_connections: int = setting("WORKER_CONNECTIONS", "2000", "Concurrent connections per gevent worker.", section="server")
+
+    # client
+    client_timeout: Duration = setting("CLIENT_TIMEOUT", "30s", "Longest wait for a provider's next bytes: the response, or the next event of a stream. Never caps a whole stream.", section="client")
+    client_max_idle_conns: int = setting("CLIENT_MAX_IDLE_CONNS", "20", "Connection pools kept per provider session.", section="client")
+    client_max_idle_conns_per_host: int = setting("CLIENT_MAX_IDLE_CONNS_PER_HOST", "20", "Connections kept per provider host; size it to the concurrent requests one worker carries.", section="client")
+    client_idle_conn_timeout: Duration = setting("CLIENT_IDLE_CONN_TIMEOUT", "30s", "Idle connection timeout (accepted for compatibility; urllib3 keeps pooled connections until the server closes them).", section="client")
+    client_tls_min_version: str = setting("CLIENT_TLS_MIN_VERSION", "TLS12", "Minimum TLS version towards providers: TLS12 or TLS13.", section="client")
+    client_disable_compression: bool = setting("CLIENT_DISABLE_COMPRESSION", "true", "Ask providers for uncompressed responses (faster streaming).", section="client")
+    client_response_header_timeout: Duration = setting("CLIENT_RESPONSE_HEADER_TIMEOUT", "10s", "Longest wait to connect to a provider.", section="client")
+    client_expect_continue_timeout: Duration = setting("CLIENT_EXPECT_CONTINUE_TIMEOUT", "1s", "Expect-continue timeout (accepted for compatibility; requests never sends Expect: 100-continue).", section="client")
+
+    # providers: <ID>_API_URL and <ID>_API_KEY, from the catalog
+    provider_urls: dict[str, str] = field(default_factory=dict)
+    provider_keys: dict[str, str] = field(default_factory=dict, repr=False)
+
+    @classmethod
+    def from_environ(cls, environ: Mapping[str, str] | None = None) -> Settings:
+        """Parse every setting from `environ` (default: `.env` file, then os.environ over it)."""
+        if environ is None:
+            environ = environment_with_dotenv()
+        hints = get_type_hints(cls)
+        values: dict[str, Any] = {}
+        for f in declared_fields():
+            raw = environ.get(f.metadata["env"], f.metadata["default"])
+            try:
+                values[f.name] = PARSERS[hints[f.name]](raw)
+            except ValueError as exc:
+                shown = "<hidden>" if f.metadata["secret"] else repr(raw)
+                raise ConfigError(f"invalid {f.metadata['env']}={shown}: {exc}") from None
+        urls = {pid: environ.get(f"{pid.upper()}_API_URL", "").strip() or spec.url
+                for pid, spec in CATALOG.items()}
+        keys = {pid: environ.get(f"{pid.upper()}_API_KEY", "").strip() for pid in CATALOG}
+        for pid, url in urls.items():
+            if not url.startswith(("http://", "https://")):
+                raise ConfigError(f"invalid {pid.upper()}_API_URL={url!r}: expected an http:// or https:// URL")
+        settings = cls(**values, provider_urls=urls, provider_keys=keys)
+        settings.check()
+        return settings
+
+    def check(self) -> None:
+        """Cross-field checks that a single parser cannot make."""
+        if self.client_tls_min_version.upper() not in ("TLS12", "TLS13"):
+            raise ConfigError(f"invalid CLIENT_TLS_MIN_VERSION={self.client_tls_min_version!r}: expected TLS12 or TLS13")
+        if bool(self.server_tls_cert_path) != bool(self.server_tls_key_path):
+            raise ConfigError("invalid SERVER_TLS_CERT_PATH/SERVER_TLS_KEY_PATH: set both or neither")
+        for name in ("web_concurrency", "worker_connections", "client_max_idle_conns",
+                     "client_max_idle_conns_per_host", "server_port"):
+            if getattr(self, name) < 1:
+                env = next(f.metadata["env"] for f in declared_fields() if f.name == name)
+                raise ConfigError(f"invalid {env}={getattr(self, name)!r}: must be at least 1")
+
+    @property
+    def development(self) -> bool:
+        return self.environment.strip().lower() == "development"
+
+    def secret_values(self) -> list[str]:
+        """Every configured secret, so logs can redact them."""
+        found = [v for v in self.provider_keys.values() if v]
+        for f in declared_fields():
+            if f.metadata["secret"]:
+                value = getattr(self, f.name)
+                found.extend(value if isinstance(value, tuple) else [value])
+        return [v for v in found if v and len(v) >= 4]
+
+
+def declared_fields() -> list:
+    return [f for f in fields(Settings) if "env" in f.metadata]
+
+
+def environment_with_dotenv(path: str = ".env") -> dict[str, str]:
+    """The `.env` file's values (when present) overridden by the real environment."""
+    from dotenv import dotenv_values
+
+    values = {k: v for k, v in dotenv_values(path).items() if v is not None} if os.path.exists(path) else {}
+    values.update(os.environ)
+    return values
+
+
+def configuration_markdown() -> str:
+    """The text of docs/configuration.md."""
+    lines = ["# Configuration", "",
+             "Generated from `app/config.py` by `make docs`;",
+             "a test fails when this file is stale. Every setting is read once at start-up from the",
+             "environment, or from a `.env` file in the working directory. Durations take Go-style",
+             "values (`30s`, `1m30s`, `500ms`); booleans take true/false, 1/0, yes/no.", ""]
+    by_section: dict[str, list] = {key: [] for key in SECTIONS}
+    for f in declared_fields():
+        by_section[f.metadata["section"]].append(
+            (f.name, f.metadata["env"], f.metadata["default"], f.metadata["help"]))
+    for pid, spec in CATALOG.items():
+        by_section["providers"].append((f"{pid}_api_url", f"{pid.upper()}_API_URL", spec.url, f"{spec.display_name} API URL."))
+        by_section["providers"].append((f"{pid}_api_key", f"{pid.upper()}_API_KEY", "", f"{spec.display_name} API key (secret; never logged or returned)."))
+    for key, title in SECTIONS.items():
+        lines += [f"## {title}", "", "| Name | Environment variable | Default | Description |",
+                  "|---|---|---|---|"]
+        for name, env, default, help_text in by_section[key]:
+            shown = f"`{default}`" if default != "" else "(empty)"
+            lines.append(f"| {name} | `{env}` | {shown} | {help_text} |")
+        lines.append("")
+    return "\n".join(lines)
+

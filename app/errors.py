@@ -1,0 +1,175 @@
+"""Every error the gateway answers with, and the one handler that renders them.
+
+    GatewayError                      500 internal_error
+    ├── InvalidRequest                400 invalid_request_error
+    │   ├── UnknownProvider           400   (no such provider)
+    │   ├── ProviderNotConfigured     400   (names the env var to set)
+    │   └── UnsafePath                400   (proxy path that would leave the provider)
+    ├── AuthenticationFailed          401 authentication_error  (+ WWW-Authenticate: Bearer)
+    ├── PermissionDenied              403 permission_error
+    ├── NotFound                      404 not_found_error
+    ├── MethodNotAllowed              405 invalid_request_error
+    ├── PayloadTooLarge               413 invalid_request_error
+    ├── UnsupportedMediaType          415 invalid_request_error
+    ├── RateLimited                   429 rate_limit_error
+    ├── Unsupported                   501 unsupported
+    ├── ServiceUnavailable            503 service_unavailable
+    └── UpstreamError                 502 upstream_error
+        ├── UpstreamUnreachable       502 upstream_unreachable
+        ├── UpstreamTimeout           504 upstream_timeout
+        └── UpstreamStatus            the provider's own status and body, passed through
+
+Bodies use the OpenAI envelope `{"error": {"message", "type", "code"}}` with
+`Content-Type: application/json`, so the `openai` SDKs show the message. Werkzeug's HTTP errors
+(404, 405, 413, bad JSON) and uncaught exceptions go through the same handler; an uncaught
+exception answers 500 with the request id, its traceback only in the log.
+"""
+
+from __future__ import annotations
+
+import logging
+from typing import Any
+
+from flask import Flask, Response, g, json
+from werkzeug.exceptions import HTTPException
+
+log = logging.getLogger("gateway.errors")
+
+
+class GatewayError(Exception):
+    status = 500
+    type = "internal_error"
+    code: str | None = None
+
+    def __init__(self, message: str, *, code: str | None = None, headers: dict[str, str] | None = None):
+        super().__init__(message)
+        self.message = message
+        if code is not None:
+            self.code = code
+        self.headers = dict(headers or {})
+
+    def envelope(self) -> dict[str, Any]:
+        return {"error": {"message": self.message, "type": self.type, "code": self.code}}
+
+    def to_response(self) -> Response:
+        response = Response(json.dumps(self.envelope()), status=self.status, mimetype="application/json")
+        response.headers.update(self.headers)
+        return response
+
+
+class InvalidRequest(GatewayError):
+    status, type = 400, "invalid_request_error"
+
+
+class UnknownProvider(InvalidRequest):
+    code = "unknown_provider"
+
+
+class ProviderNotConfigured(InvalidRequest):
+    code = "provider_not_configured"
+
+
+class UnsafePath(InvalidRequest):
+    code = "unsafe_path"
+
+
+class AuthenticationFailed(GatewayError):
+    status, type = 401, "authentication_error"
+
+    def __init__(self, message: str = "A valid credential is required.", **kwargs: Any):
+        super().__init__(message, **kwargs)
+        self.headers.setdefault("WWW-Authenticate", "Bearer")
+
+
+class PermissionDenied(GatewayError):
+    status, type = 403, "permission_error"
+
+
+class NotFound(GatewayError):
+    status, type = 404, "not_found_error"
+
+
+class MethodNotAllowed(GatewayError):
+    status, type = 405, "invalid_request_error"
+
+
+class PayloadTooLarge(GatewayError):
+    status, type = 413, "invalid_request_error"
+
+
+class UnsupportedMediaType(GatewayError):
+    status, type = 415, "invalid_request_error"
+
+
+class RateLimited(GatewayError):
+    status, type = 429, "rate_limit_error"
+
+
+class Unsupported(GatewayError):
+    status, type = 501, "unsupported"
+
+
+class ServiceUnavailable(GatewayError):
+    status, type = 503, "service_unavailable"
+
+
+class UpstreamError(GatewayError):
+    status, type = 502, "upstream_error"
+
+
+class UpstreamUnreachable(UpstreamError):
+    type = "upstream_unreachable"
+
+
+class UpstreamTimeout(UpstreamError):
+    status, type = 504, "upstream_timeout"
+
+
+class UpstreamStatus(UpstreamError):
+    """The provider answered with an error: its status and body go back as they came."""
+
+    def __init__(self, status: int, body: bytes, content_type: str | None):
+        super().__init__(f"provider answered {status}")
+        self.status = status
+        self.body = body
+        self.content_type = content_type or "application/json"
+
+    def to_response(self) -> Response:
+        return Response(self.body, status=self.status, content_type=self.content_type)
+
+
+_HTTP_ERRORS: dict[int, type[GatewayError]] = {
+    400: InvalidRequest, 404: NotFound, 405: MethodNotAllowed, 413: PayloadTooLarge,
+    415: UnsupportedMediaType,
+}
+_HTTP_MESSAGES = {
+    404: "No route matches {method} {path}.",
+    405: "{method} is not allowed on {path}.",
+    413: "The request body is larger than SERVER_MAX_REQUEST_BODY_SIZE allows.",
+}
+
+
+def register_error_handlers(app: Flask) -> None:
+    from flask import request
+
+    @app.errorhandler(GatewayError)
+    def gateway_error(exc: GatewayError) -> Response:
+        return exc.to_response()
+
+    @app.errorhandler(HTTPException)
+    def http_error(exc: HTTPException) -> Response:
+        status = exc.code or 500
+        template = _HTTP_MESSAGES.get(status)
+        message = template.format(method=request.method, path=request.path) if template else (exc.description or exc.name)
+        error = _HTTP_ERRORS.get(status, GatewayError)(message)
+        error.status = status
+        if status == 405 and exc.valid_methods:
+            error.headers["Allow"] = ", ".join(exc.valid_methods)
+        return error.to_response()
+
+    @app.errorhandler(Exception)
+    def unexpected(exc: Exception) -> Response:
+        request_id = g.get("request_id", "-")
+        log.exception("unhandled error on %s %s (request %s)", request.method, request.path, request_id)
+        return GatewayError(f"Internal error; quote request id {request_id} when reporting it.",
+                            code="internal_error").to_response()

@@ -1,0 +1,1 @@
+"""Providers: catalog (data), Provider (behaviour), routing, transport, quirks."""

@@ -1,0 +1,1 @@
+"""One module per provider whose behaviour differs from plain OpenAI passthrough."""

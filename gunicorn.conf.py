@@ -1,0 +1,58 @@
+"""gunicorn settings, derived from the gateway's own settings (see docs/configuration.md).
+
+Read by `gunicorn wsgi:app` from the working directory. An invalid setting stops start-up here,
+in the master, with one line naming the variable and the bad value.
+"""
+
+import os
+import sys
+
+from app.config import ConfigError, Settings
+
+try:
+    _settings = Settings.from_environ()
+except ConfigError as _exc:
+    print(f"inference-gateway: {_exc}", file=sys.stderr, flush=True)
+    sys.exit(2)
+
+worker_class = "gevent"
+workers = _settings.web_concurrency
+worker_connections = _settings.worker_connections
+
+if os.environ.get("PORT"):  # Heroku and friends
+    bind = [f"0.0.0.0:{os.environ['PORT']}"]
+elif ":" in _settings.server_host:  # IPv6 literal
+    bind = [f"[{_settings.server_host}]:{_settings.server_port}"]
+else:
+    bind = [f"{_settings.server_host}:{_settings.server_port}"]
+
+# The gevent worker heartbeats from its own loop, so this never cuts a long stream; it only
+# replaces a worker whose event loop is stuck.
+timeout = 30
+# SIGTERM: stop accepting, let in-flight requests (streams included) finish for this long.
+graceful_timeout = max(1, int(_settings.server_write_timeout))
+keepalive = max(1, int(_settings.server_idle_timeout))
+limit_request_line = 8190
+# No runtime control socket: several gateways on one host would fight over its path.
+control_socket_disable = True
+
+if _settings.server_tls_cert_path:
+    certfile = _settings.server_tls_cert_path
+    keyfile = _settings.server_tls_key_path
+
+# The app writes its own access line (with the request id); gunicorn logs its own events in the
+# same format.
+accesslog = None
+errorlog = "-"
+_formatter = "app.logs.TextFormatter" if _settings.development else "app.logs.JsonFormatter"
+logconfig_dict = {
+    "version": 1,
+    "disable_existing_loggers": False,
+    "formatters": {"gateway": {"()": _formatter}},
+    "handlers": {"stderr": {"class": "logging.StreamHandler", "formatter": "gateway", "stream": "ext://sys.stderr"}},
+    "loggers": {
+        "gunicorn.error": {"handlers": ["stderr"], "level": "INFO", "propagate": False},
+        "gunicorn.access": {"handlers": [], "level": "WARNING", "propagate": False},
+    },
+    "root": {"handlers": ["stderr"], "level": "WARNING"},
+}
