@@ -16,6 +16,8 @@ from typing import Any
 
 from werkzeug.wsgi import ClosingIterator
 
+from app.signals import PROVIDER_KEY, SUBJECT_KEY
+
 log = logging.getLogger("gateway.access")
 
 REQUEST_ID_ENVIRON_KEY = "gateway.request_id"
@@ -54,7 +56,8 @@ class AccessLog:
                          "status": int(status.split(" ", 1)[0]),
                          "duration_ms": round((time.perf_counter() - started) * 1000, 2),
                          "remote_addr": environ.get("REMOTE_ADDR"),
-                         "subject": environ.get("gateway.subject"),
+                         "subject": environ.get(SUBJECT_KEY),
+                         "provider": environ.get(PROVIDER_KEY),
                      })
 
         return ClosingIterator(self.wsgi_app(environ, start_with_id), [write_line])
