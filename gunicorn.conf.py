@@ -56,3 +56,31 @@ logconfig_dict = {
     },
     "root": {"handlers": ["stderr"], "level": "WARNING"},
 }
+
+# Telemetry: one GET /metrics per host, served by this master, summing every worker's values
+# (prometheus-client multiprocess mode; see app/telemetry/exporter.py). Nothing when off.
+if _settings.telemetry_enable:
+    from app.telemetry.exporter import EXPORTER as _exporter
+    from app.telemetry.exporter import ExporterError as _ExporterError
+
+    # Before any worker forks and before prometheus_client is imported anywhere.
+    _exporter.prepare(host="0.0.0.0" if os.environ.get("PORT") else _settings.server_host,
+                      port=_settings.telemetry_metrics_port)
+
+    def on_starting(server):
+        try:
+            _exporter.start()
+        except _ExporterError as exc:
+            print(f"inference-gateway: {exc}", file=sys.stderr, flush=True)
+            _exporter.stop()
+            sys.exit(2)
+        server.log.info("Serving metrics at %s", _exporter.url)
+
+    def post_fork(server, worker):
+        _exporter.forked()
+
+    def child_exit(server, worker):
+        _exporter.worker_exited(worker.pid)
+
+    def on_exit(server):
+        _exporter.stop()

@@ -22,6 +22,7 @@ def create_app(overrides: Mapping[str, str] | None = None) -> Flask:
     """
     from flask import Flask, g, request
 
+    from app import request_preview, telemetry
     from app.access_log import REQUEST_ID_ENVIRON_KEY, AccessLog, request_id_from
     from app.api import health
     from app.config import Settings, environment_with_dotenv
@@ -54,6 +55,11 @@ def create_app(overrides: Mapping[str, str] | None = None) -> Flask:
     def remember_request_id() -> None:
         g.request_id = request.environ.get(REQUEST_ID_ENVIRON_KEY) or request_id_from(None)
 
+    if settings.development:
+        request_preview.install(app, words=settings.debug_content_truncate_words,
+                                max_messages=settings.debug_max_messages)
+
     register_error_handlers(app)
     app.wsgi_app = AccessLog(app.wsgi_app)
+    telemetry.init_app(app, settings)  # outermost: times everything, the access log included
     return app

@@ -8,6 +8,7 @@ whole duration. The query string is never logged (it may hold a provider `key=`)
 from __future__ import annotations
 
 import logging
+import os
 import re
 import time
 import uuid
@@ -58,6 +59,7 @@ class AccessLog:
                          "remote_addr": environ.get("REMOTE_ADDR"),
                          "subject": environ.get(SUBJECT_KEY),
                          "provider": environ.get(PROVIDER_KEY),
+                         "pid": os.getpid(),
                      })
 
         return ClosingIterator(self.wsgi_app(environ, start_with_id), [write_line])

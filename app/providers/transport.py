@@ -7,12 +7,18 @@ streamed body included:
     requests ConnectTimeout / ReadTimeout, urllib3 ReadTimeoutError  -> UpstreamTimeout    (504)
     requests ConnectionError, urllib3 ProtocolError, OSError         -> UpstreamUnreachable (502)
     any other requests / urllib3 error                               -> UpstreamError       (502)
+
+When telemetry is on it puts an `UpstreamClock` in `upstream_clock` for each request; `send` and
+`iter_body` then add the time they spend waiting for the provider to it. When it is off, the
+cost is one context-variable lookup per call.
 """
 
 from __future__ import annotations
 
 import ssl
+import time
 from collections.abc import Iterator
+from contextvars import ContextVar
 from typing import Any
 
 import requests
@@ -22,6 +28,31 @@ from requests.adapters import HTTPAdapter
 from app.errors import UpstreamError, UpstreamTimeout, UpstreamUnreachable
 
 READ_SIZE = 64 * 1024
+
+
+class UpstreamClock:
+    """Seconds one request spent waiting for providers (connect, send, headers, each body chunk)."""
+
+    __slots__ = ("waited",)
+
+    def __init__(self) -> None:
+        self.waited = 0.0
+
+    def timed(self, chunks: Iterator[bytes]) -> Iterator[bytes]:
+        """Yield `chunks`, adding the wait for each one (and for the end) to `waited`."""
+        while True:
+            started = time.perf_counter()
+            try:
+                chunk = next(chunks)
+            except StopIteration:
+                return
+            finally:
+                self.waited += time.perf_counter() - started
+            yield chunk
+
+
+# One per greenlet (gevent gives each its own context); None when telemetry is off.
+upstream_clock: ContextVar[UpstreamClock | None] = ContextVar("upstream_clock", default=None)
 
 
 class _TlsAdapter(HTTPAdapter):
@@ -53,6 +84,8 @@ def build_session(*, pools: int, pool_size: int, min_tls: str, disable_compressi
 
 def send(session: requests.Session, method: str, url: str, *, provider: str, **kwargs: Any) -> requests.Response:
     """session.request, with its failures as GatewayErrors naming the provider (never the URL's secrets)."""
+    clock = upstream_clock.get()
+    started = time.perf_counter() if clock is not None else 0.0
     try:
         return session.request(method, url, allow_redirects=False, **kwargs)
     except (requests.exceptions.ConnectTimeout, requests.exceptions.ReadTimeout):
@@ -61,17 +94,23 @@ def send(session: requests.Session, method: str, url: str, *, provider: str, **k
         raise UpstreamUnreachable(f"Provider {provider} could not be reached.") from None
     except requests.exceptions.RequestException:
         raise UpstreamError(f"Request to provider {provider} failed.") from None
+    finally:
+        if clock is not None:
+            clock.waited += time.perf_counter() - started
 
 
 def iter_body(response: requests.Response, *, provider: str) -> Iterator[bytes]:
     """Yield the body as the provider sends it: each chunk as soon as it arrives, nothing buffered."""
     raw = response.raw
+    if raw.chunked and raw.supports_chunked_reads():
+        chunks = raw.read_chunked(decode_content=True)
+    else:
+        chunks = iter(lambda: raw.read1(READ_SIZE, decode_content=True), b"")
+    clock = upstream_clock.get()
+    if clock is not None:
+        chunks = clock.timed(chunks)
     try:
-        if raw.chunked and raw.supports_chunked_reads():
-            yield from raw.read_chunked(decode_content=True)
-        else:
-            while chunk := raw.read1(READ_SIZE, decode_content=True):
-                yield chunk
+        yield from chunks
     except urllib3.exceptions.ReadTimeoutError:
         raise UpstreamTimeout(f"Provider {provider} stopped sending before the response was complete.") from None
     except (urllib3.exceptions.ProtocolError, OSError):

@@ -1,0 +1,39 @@
+"""Telemetry: Prometheus metrics summed across gunicorn workers, and the Server-Timing header.
+
+    metrics.py   the metric definitions and the signal receivers (token usage, tool calls)
+    observer.py  the WSGI middleware that times and counts requests
+    exporter.py  GET /metrics from gunicorn's master (multiprocess mode), wired in gunicorn.conf.py
+
+With TELEMETRY_ENABLE=false nothing is installed: no middleware, no receivers, no upstream clock.
+This package's import is cheap on purpose (gunicorn's master imports `exporter` with the config).
+"""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    from flask import Flask
+
+    from app.config import Settings
+
+EXTENSION_KEY = "telemetry"
+
+
+def init_app(app: Flask, settings: Settings) -> None:
+    """Install the request observer (outermost middleware) and the signal receivers."""
+    if not settings.telemetry_enable:
+        return
+    from flask import request_started
+
+    from app import signals
+    from app.telemetry.metrics import Metrics
+    from app.telemetry.observer import RequestObserver, remember_route
+
+    metrics = Metrics()
+    app.extensions[EXTENSION_KEY] = metrics
+    # Receivers are held strongly but only for this app: blinker drops them when the app goes away.
+    signals.completion_usage.connect(metrics.on_completion_usage, sender=app, weak=False)
+    signals.tool_called.connect(metrics.on_tool_called, sender=app, weak=False)
+    request_started.connect(remember_route, sender=app, weak=False)
+    app.wsgi_app = RequestObserver(app.wsgi_app, metrics)

@@ -1,0 +1,93 @@
+"""The metrics the gateway records, and the signal receivers that feed the token and tool counters.
+
+Names and labels of the original gateway, so existing dashboards keep working:
+
+    llm_responses_total                 counter    provider, request_method, request_path, status_code
+    llm_request_duration                histogram  ms; provider, request_method, request_path
+    llm_usage_prompt_tokens_total       counter    provider, model   (streams included)
+    llm_usage_completion_tokens_total   counter    provider, model
+    llm_usage_total_tokens_total        counter    provider, model
+    llm_tool_calls_total                counter    provider, model, tool_type, tool_name
+
+and two of our own:
+
+    llm_gateway_overhead_duration       histogram  ms; request_method, request_path
+        wall time of a request inside the app minus the time spent waiting for providers
+        (every request but GET /health)
+    llm_time_to_first_token             histogram  ms; provider, model
+        streams: from the app receiving the request to the first body byte handed to gunicorn
+
+`request_path` is the matched route (`/v1/chat/completions`, `/proxy/<provider>/<path:path>`),
+never the raw path, so a client cannot create unbounded series; unmatched paths are `unmatched`.
+`model` is the model as the provider knows it. Under gunicorn the values live in
+prometheus-client's multiprocess files and the master sums them (see `exporter`).
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from prometheus_client import CollectorRegistry, Counter, Histogram
+
+# The original's buckets (1..10000 ms), then room for long streams.
+REQUEST_BUCKETS_MS = (1, 5, 10, 25, 50, 75, 100, 250, 500, 750, 1000, 2500, 5000, 7500, 10000,
+                      30000, 60000, 120000, 300000)
+# The gateway's own time is usually well under a millisecond.
+OVERHEAD_BUCKETS_MS = (0.1, 0.25, 0.5, 1, 2.5, 5, 10, 25, 50, 100, 250, 500, 1000, 2500, 10000)
+
+
+class Metrics:
+    """One set of metric objects per app, in the app's own registry (tests read it directly)."""
+
+    def __init__(self) -> None:
+        self.registry = CollectorRegistry(auto_describe=True)
+        r = self.registry
+        self.responses = Counter("llm_responses", "Responses to provider-routed requests.",
+                                 ("provider", "request_method", "request_path", "status_code"), registry=r)
+        self.request_duration = Histogram(
+            "llm_request_duration", "Duration of provider-routed requests in milliseconds, streams until their end.",
+            ("provider", "request_method", "request_path"), buckets=REQUEST_BUCKETS_MS, registry=r)
+        self.prompt_tokens = Counter("llm_usage_prompt_tokens", "Prompt tokens reported by providers.",
+                                     ("provider", "model"), registry=r)
+        self.completion_tokens = Counter("llm_usage_completion_tokens", "Completion tokens reported by providers.",
+                                         ("provider", "model"), registry=r)
+        self.total_tokens = Counter("llm_usage_total_tokens", "Total tokens reported by providers.",
+                                    ("provider", "model"), registry=r)
+        self.tool_calls = Counter("llm_tool_calls", "Tool calls made by models.",
+                                  ("provider", "model", "tool_type", "tool_name"), registry=r)
+        self.gateway_overhead = Histogram(
+            "llm_gateway_overhead_duration",
+            "Milliseconds a request spent in the gateway itself: its wall time in the app minus the time spent "
+            "waiting for providers.",
+            ("request_method", "request_path"), buckets=OVERHEAD_BUCKETS_MS, registry=r)
+        self.time_to_first_token = Histogram(
+            "llm_time_to_first_token",
+            "Streams: milliseconds from the app receiving the request to the first body byte sent.",
+            ("provider", "model"), buckets=REQUEST_BUCKETS_MS, registry=r)
+
+    # signal receivers (app.signals); sender is the app
+
+    def on_completion_usage(self, sender: Any, *, provider: str, model: str, usage: Any, **_: Any) -> None:
+        if not isinstance(usage, dict):
+            return
+        prompt = _count(usage.get("prompt_tokens"))
+        completion = _count(usage.get("completion_tokens"))
+        total = _count(usage.get("total_tokens")) or prompt + completion
+        labels = (provider or "unknown", model or "unknown")
+        if prompt:
+            self.prompt_tokens.labels(*labels).inc(prompt)
+        if completion:
+            self.completion_tokens.labels(*labels).inc(completion)
+        if total:
+            self.total_tokens.labels(*labels).inc(total)
+
+    def on_tool_called(self, sender: Any, *, provider: str, model: str, tool_type: str, tool_name: str,
+                       **_: Any) -> None:
+        self.tool_calls.labels(provider or "unknown", model or "unknown", tool_type, tool_name).inc()
+
+
+def _count(value: Any) -> int:
+    """A token count as a provider reported it; anything that is not a non-negative number counts 0."""
+    if isinstance(value, bool) or not isinstance(value, (int, float)) or value < 0:
+        return 0
+    return int(value)
