@@ -28,6 +28,7 @@ from __future__ import annotations
 from typing import Any
 
 from prometheus_client import CollectorRegistry, Counter, Histogram
+from prometheus_client.metrics import MetricWrapperBase
 
 # The original's buckets (1..10000 ms), then room for long streams.
 REQUEST_BUCKETS_MS = (1, 5, 10, 25, 50, 75, 100, 250, 500, 750, 1000, 2500, 5000, 7500, 10000,
@@ -36,8 +37,26 @@ REQUEST_BUCKETS_MS = (1, 5, 10, 25, 50, 75, 100, 250, 500, 750, 1000, 2500, 5000
 OVERHEAD_BUCKETS_MS = (0.1, 0.25, 0.5, 1, 2.5, 5, 10, 25, 50, 100, 250, 500, 1000, 2500, 10000)
 
 
+class Children(dict):
+    """A metric's labelled children by label values, looked up once (`labels()` validates and locks)."""
+
+    __slots__ = ("metric",)
+
+    def __init__(self, metric: MetricWrapperBase):
+        super().__init__()
+        self.metric = metric
+
+    def __missing__(self, labels: tuple[str, ...]) -> Any:
+        child = self[labels] = self.metric.labels(*labels)
+        return child
+
+
 class Metrics:
-    """One set of metric objects per app, in the app's own registry (tests read it directly)."""
+    """One set of metric objects per app, in the app's own registry (tests read it directly).
+
+    The request path uses the `Children` caches; their size is bounded like the label values
+    (providers, route templates, methods, status codes, models).
+    """
 
     def __init__(self) -> None:
         self.registry = CollectorRegistry(auto_describe=True)
@@ -64,6 +83,10 @@ class Metrics:
             "llm_time_to_first_token",
             "Streams: milliseconds from the app receiving the request to the first body byte sent.",
             ("provider", "model"), buckets=REQUEST_BUCKETS_MS, registry=r)
+        self.responses_by = Children(self.responses)
+        self.request_duration_by = Children(self.request_duration)
+        self.gateway_overhead_by = Children(self.gateway_overhead)
+        self.time_to_first_token_by = Children(self.time_to_first_token)
 
     # signal receivers (app.signals); sender is the app
 

@@ -23,7 +23,6 @@ from collections.abc import Callable, Iterable, Iterator
 from typing import Any
 
 from flask import request
-from werkzeug.wsgi import ClosingIterator
 
 from app.providers.transport import UpstreamClock, upstream_clock
 from app.signals import MODEL_KEY, PROVIDER_KEY
@@ -74,9 +73,7 @@ class _Observation:
         except BaseException:
             self.finish()
             raise
-        if self.stream:
-            return _ObservedStream(body, self)
-        return ClosingIterator(body, self.finish)
+        return _ObservedBody(body, self)
 
     def server_timing(self) -> str:
         upstream = self.clock.waited
@@ -95,19 +92,19 @@ class _Observation:
         method = environ.get("REQUEST_METHOD", "")
         route = environ.get(ROUTE_KEY, UNMATCHED)
         metrics = self.metrics
-        metrics.gateway_overhead.labels(method, route).observe(max(elapsed_ms - self.clock.waited * 1000, 0.0))
+        metrics.gateway_overhead_by[method, route].observe(max(elapsed_ms - self.clock.waited * 1000, 0.0))
         provider = environ.get(PROVIDER_KEY)
         if not provider:
             return
-        metrics.responses.labels(provider, method, route, self.status[:3]).inc()
-        metrics.request_duration.labels(provider, method, route).observe(elapsed_ms)
+        metrics.responses_by[provider, method, route, self.status[:3]].inc()
+        metrics.request_duration_by[provider, method, route].observe(elapsed_ms)
         if self.stream and self.first_byte:
-            metrics.time_to_first_token.labels(provider, environ.get(MODEL_KEY) or "unknown").observe(
+            metrics.time_to_first_token_by[provider, environ.get(MODEL_KEY) or "unknown"].observe(
                 (self.first_byte - self.started) * 1000)
 
 
-class _ObservedStream:
-    """The body of a stream: notes when its first byte leaves, records the request when closed."""
+class _ObservedBody:
+    """The response body: records the request when closed; for a stream, notes its first byte."""
 
     __slots__ = ("body", "observation")
 
@@ -116,6 +113,9 @@ class _ObservedStream:
         self.observation = observation
 
     def __iter__(self) -> Iterator[bytes]:
+        return self._stream() if self.observation.stream else iter(self.body)
+
+    def _stream(self) -> Iterator[bytes]:
         chunks = iter(self.body)
         for chunk in chunks:
             if chunk:
