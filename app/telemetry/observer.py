@@ -18,6 +18,7 @@ What is measured, honestly:
 
 from __future__ import annotations
 
+import logging
 import time
 from collections.abc import Callable, Iterable, Iterator
 from typing import Any
@@ -27,6 +28,8 @@ from flask import request
 from app.providers.transport import UpstreamClock, upstream_clock
 from app.signals import MODEL_KEY, PROVIDER_KEY
 from app.telemetry.metrics import Metrics
+
+log = logging.getLogger("gateway.telemetry")
 
 ROUTE_KEY = "gateway.route"
 UNMATCHED = "unmatched"
@@ -87,7 +90,13 @@ class _Observation:
             return
         self.finished = True
         upstream_clock.set(None)
-        elapsed_ms = (time.perf_counter() - self.started) * 1000
+        try:
+            self.record(time.perf_counter())
+        except Exception:  # the response is already out; a metrics fault must not break its close
+            log.exception("recording request metrics failed")
+
+    def record(self, ended: float) -> None:
+        elapsed_ms = (ended - self.started) * 1000
         environ = self.environ
         method = environ.get("REQUEST_METHOD", "")
         route = environ.get(ROUTE_KEY, UNMATCHED)
