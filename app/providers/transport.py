@@ -10,7 +10,9 @@ streamed body included:
 
 When telemetry is on it puts an `UpstreamClock` in `upstream_clock` for each request; `send` and
 `iter_body` then add the time they spend waiting for the provider to it. When it is off, the
-cost is one context-variable lookup per call.
+cost is one context-variable lookup per call. Calls made in other greenlets or threads (a
+concurrent fan-out) do not see the request's clock: wrap the request's own wait for them in
+`waiting_for_providers()` instead.
 """
 
 from __future__ import annotations
@@ -18,6 +20,7 @@ from __future__ import annotations
 import ssl
 import time
 from collections.abc import Iterator
+from contextlib import contextmanager
 from contextvars import ContextVar
 from typing import Any
 
@@ -53,6 +56,18 @@ class UpstreamClock:
 
 # One per greenlet (gevent gives each its own context); None when telemetry is off.
 upstream_clock: ContextVar[UpstreamClock | None] = ContextVar("upstream_clock", default=None)
+
+
+@contextmanager
+def waiting_for_providers() -> Iterator[None]:
+    """Count the block as time spent waiting for providers (e.g. waiting for a concurrent fan-out)."""
+    clock = upstream_clock.get()
+    started = time.perf_counter()
+    try:
+        yield
+    finally:
+        if clock is not None:
+            clock.waited += time.perf_counter() - started
 
 
 class _TlsAdapter(HTTPAdapter):

@@ -181,3 +181,20 @@ def test_telemetry_off_installs_nothing(make_app, fake_provider):
     assert "Server-Timing" not in response.headers
     assert "telemetry" not in app.extensions
     assert transport.upstream_clock.get() is None
+
+
+def test_a_fan_out_waited_for_in_the_request_counts_as_upstream(telemetry_app, fake_provider):
+    from concurrent.futures import ThreadPoolExecutor
+
+    fake_provider.on("GET", "/v1/models", json_reply({"data": []}, hang=0.3))
+
+    def fan_out() -> Response:
+        provider = state().providers.lookup("openai")
+        with ThreadPoolExecutor(2) as pool, transport.waiting_for_providers():
+            list(pool.map(lambda _: provider.read_body(provider.request("GET", "/models")), range(2)))
+        return Response(b"{}", mimetype="application/json")
+
+    telemetry_app.add_url_rule("/v1/test/fan-out", view_func=fan_out)
+    timing = TIMING.fullmatch(telemetry_app.test_client().get("/v1/test/fan-out", buffered=True)
+                              .headers["Server-Timing"])
+    assert float(timing["upstream"]) >= 300 > float(timing["gateway"])
