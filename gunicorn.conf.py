@@ -74,7 +74,7 @@ if _settings.telemetry_enable:
             print(f"inference-gateway: {exc}", file=sys.stderr, flush=True)
             _exporter.stop()
             sys.exit(2)
-        server.log.info("Serving metrics at %s", _exporter.url)
+        server.log.info("Serving metrics at %s (worker values in %s)", _exporter.url, _exporter.directory)
 
     def post_fork(server, worker):
         _exporter.forked()

@@ -4,8 +4,10 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import signal
 import socket
+import tempfile
 import time
 from concurrent.futures import ThreadPoolExecutor
 
@@ -129,3 +131,25 @@ def test_busy_metrics_port_stops_startup_with_one_line(live_gateway):
     assert "Traceback" not in result.stderr
     assert (f"inference-gateway: cannot serve metrics on 127.0.0.1:{port} (TELEMETRY_METRICS_PORT): "
             "Address already in use") in result.stderr.splitlines()
+
+
+def test_private_directory_is_removed_and_an_operators_is_wiped_at_start(live_gateway, tmp_path):
+    metrics_port = free_port()
+    gateway = live_gateway(telemetry_env(metrics_port))
+    get_on_new_connection(gateway.url + "/v1/no-such-endpoint")
+    assert gateway.stop() == 0
+    private = re.search(r"worker values in (\S+)\)", gateway.logs())[1]
+    assert private.startswith(tempfile.gettempdir()) and not os.path.exists(private)
+
+    # PROMETHEUS_MULTIPROC_DIR of the operator's: used, and the last run's values do not come back.
+    mine = tmp_path / "metrics"
+    mine.mkdir()
+    labels = {"request_method": "GET", "request_path": "unmatched"}
+    for run in range(2):
+        metrics_port = free_port()
+        gateway = live_gateway(telemetry_env(metrics_port, PROMETHEUS_MULTIPROC_DIR=str(mine)))
+        for _ in range(3):
+            get_on_new_connection(gateway.url + "/v1/no-such-endpoint")
+        assert wait_for_value(metrics_port, COUNTED, 3, **labels) == 3, f"run {run}"
+        assert gateway.stop() == 0
+    assert mine.is_dir() and list(mine.glob("*.db"))
