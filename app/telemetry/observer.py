@@ -8,7 +8,10 @@ What is measured, honestly:
   event loop (other requests using the CPU) while inside the app is.
 - The upstream wait is what `transport.send` and `transport.iter_body` spent blocked on a
   provider (connect, send, response headers, every body chunk), added up in the request's
-  `UpstreamClock`. Tool calls to MCP servers are not provider waits and count as gateway time.
+  `UpstreamClock`. Tool calls to MCP servers are not provider waits and count as gateway time;
+  so do waits in other greenlets unless the request wraps its wait for them in
+  `transport.waiting_for_providers()`. The clock cannot tell a provider's slowness from the
+  event loop being busy when the bytes arrive: that wake-up delay counts as upstream wait.
 - The gateway's own time is the wall time until the body is closed minus the upstream wait. For
   a stream that includes the time spent handing chunks to the client's socket.
 - `Server-Timing: gateway;dur=.., upstream;dur=..` goes on responses whose body is complete
