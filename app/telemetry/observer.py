@@ -15,7 +15,9 @@ What is measured, honestly:
 - The gateway's own time is the wall time until the body is closed minus the upstream wait. For
   a stream that includes the time spent handing chunks to the client's socket.
 - `Server-Timing: gateway;dur=.., upstream;dur=..` goes on responses whose body is complete
-  when the headers leave (a Content-Length, not an event stream), measured at that moment.
+  when the headers leave (a Content-Length, not an event stream), measured at that moment. A
+  proxied body relayed as it arrives keeps the provider's Content-Length: its `upstream` is then
+  the wait for the provider's headers only.
   Streams get no Server-Timing: their headers leave before the durations are known.
 """
 
