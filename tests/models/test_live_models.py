@@ -196,3 +196,24 @@ def test_allow_and_deny_lists_filter_the_live_list(live_gateway, make_fake_provi
     assert ids(allowing, "?provider=anthropic") == ["anthropic/claude-3-5-haiku-20241022"]
     assert ids(denying) == ["openai/gpt-4o", "openai/gpt-4o-mini", "anthropic/claude-sonnet-4-20250514",
                             "anthropic/claude-3-5-haiku-20241022"]
+
+
+def test_a_provider_trickling_its_list_is_given_up_on_after_its_budget(live_gateway, make_fake_provider):
+    trickle, fast = make_fake_provider(), make_fake_provider()
+    # every gap is under CLIENT_TIMEOUT, so no single read times out, but the whole takes ~7 s
+    body = json.dumps(openai_list("mistral-large-latest")).encode()
+    trickle.on("GET", "/v1/models", Reply(headers={"Content-Type": "application/json"},
+                                          chunks=[body[i:i + 8] for i in range(0, 80, 8)] + [body[80:]], delay=0.7))
+    fast.on("GET", "/v1/models", json_reply(openai_list("gpt-4o")))
+    gateway = live_gateway({"CLIENT_TIMEOUT": "1s", "OLLAMA_API_URL": closed_port_url(),
+                            "MISTRAL_API_URL": trickle.url + "/v1", "MISTRAL_API_KEY": MISTRAL_KEY,
+                            "OPENAI_API_URL": fast.url + "/v1", "OPENAI_API_KEY": OPENAI_KEY})
+    started = time.monotonic()
+    response = get(gateway.url + "/v1/models")
+    elapsed = time.monotonic() - started
+    assert response.status_code == 200
+    assert [m["id"] for m in response.json()["data"]] == ["openai/gpt-4o"]
+    assert response.headers[FAILED] == "ollama,mistral"
+    assert elapsed < 5.5, elapsed  # connect + CLIENT_TIMEOUT + 1 s slack = 3 s budget, not ~7 s
+    gateway.stop()
+    assert "left mistral out of the model list: no complete answer within 3s" in gateway.logs()
