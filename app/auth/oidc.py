@@ -72,7 +72,8 @@ class OidcVerifier:
         self._jwks_uri: str | None = None
         self._discovery_failed_at = float("-inf")
         self._keys: KeySet | None = None
-        self._fetched_at = float("-inf")  # last JWKS fetch attempt, successful or not
+        self._fetched_at = float("-inf")  # when the cached keys were fetched
+        self._attempted_at = float("-inf")  # last JWKS fetch attempt, successful or not
         self._last_fetch_failed = False
 
     # -- verification ----------------------------------------------------------------------
@@ -109,11 +110,12 @@ class OidcVerifier:
         if keys is not None and time.monotonic() - self._fetched_at < self.max_age:
             return keys
         with self._lock:
+            since_attempt = time.monotonic() - self._attempted_at
             if self._keys is None:
-                if self._last_fetch_failed and time.monotonic() - self._fetched_at < self.failure_backoff:
+                if self._last_fetch_failed and since_attempt < self.failure_backoff:
                     raise IssuerUnavailable(_UNAVAILABLE)
                 self._keys = self._fetch_keys()
-            elif time.monotonic() - self._fetched_at >= self.max_age:
+            elif time.monotonic() - self._fetched_at >= self.max_age and since_attempt >= self.refetch_interval:
                 try:
                     self._keys = self._fetch_keys()
                 except IssuerUnavailable:
@@ -125,7 +127,7 @@ class OidcVerifier:
         with self._lock:
             if self._keys is not seen:  # another request refreshed them while this one waited
                 return self._keys
-            if time.monotonic() - self._fetched_at < self.refetch_interval:
+            if time.monotonic() - self._attempted_at < self.refetch_interval:
                 if self._last_fetch_failed:
                     raise IssuerUnavailable(_UNAVAILABLE)
                 return seen
@@ -135,7 +137,7 @@ class OidcVerifier:
     def _fetch_keys(self) -> KeySet:
         """Fetch the JWKS (discovering its address first if needed); call with the lock held."""
         jwks_uri = self._discover()
-        self._fetched_at = time.monotonic()
+        self._attempted_at = time.monotonic()
         self._last_fetch_failed = True
         try:
             response = self._http.get(jwks_uri, timeout=HTTP_TIMEOUT)
@@ -146,6 +148,7 @@ class OidcVerifier:
             log.error("cannot fetch the OIDC issuer's keys from %s: %s", jwks_uri, _reason(exc))
             raise IssuerUnavailable(_UNAVAILABLE) from None
         self._last_fetch_failed = False
+        self._fetched_at = self._attempted_at
         log.info("fetched %d signing keys from the OIDC issuer", len(keys.keys))
         return keys
 

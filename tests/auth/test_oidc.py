@@ -206,3 +206,30 @@ def test_keys_older_than_max_age_are_fetched_again(auth_app, issuer):
     time.sleep(0.35)
     assert_refused(client.get("/v1/whoami", headers=bearer(old_token)), "invalid credential")
     assert issuer.hits(JWKS_PATH) == 2
+
+
+def test_failing_jwks_endpoint_is_a_503_retried_after_a_pause(auth_app, issuer):
+    app = auth_app()
+    guard_of(app).oidc.failure_backoff = 0.3
+    client = app.test_client()
+    issuer.jwks_status = 500
+    for _ in range(5):
+        assert client.get("/v1/whoami", headers=bearer(issuer.token())).status_code == 503
+    assert issuer.hits(JWKS_PATH) == 1  # the others waited for the pause
+    issuer.jwks_status = 200
+    time.sleep(0.35)
+    assert client.get("/v1/whoami", headers=bearer(issuer.token())).status_code == 200
+
+
+def test_failed_refresh_of_old_keys_keeps_them_and_retries_once_per_interval(auth_app, issuer):
+    app = auth_app()
+    guard_of(app).oidc.max_age = 0.2
+    guard_of(app).oidc.refetch_interval = 1.0
+    client = app.test_client()
+    assert client.get("/v1/whoami", headers=bearer(issuer.token())).status_code == 200
+    issuer.jwks_status = 500
+    time.sleep(1.05)
+    token = issuer.token()
+    for _ in range(10):  # well within one interval
+        assert client.get("/v1/whoami", headers=bearer(token)).status_code == 200
+    assert issuer.hits(JWKS_PATH) == 2  # one failed attempt, not ten

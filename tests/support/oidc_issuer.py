@@ -80,6 +80,7 @@ class OidcIssuer:
         self.served: list[str] = []  # kids published in the JWKS
         self.counts: Counter[str] = Counter()
         self.discovery_overrides: dict[str, Any] = {}
+        self.jwks_status = 200  # set to e.g. 500 to play an issuer whose JWKS endpoint fails
         self._lock = threading.Lock()
         self._server: _Server | None = None
         self.current_kid = self.add_key("RSA")
@@ -143,6 +144,8 @@ class OidcIssuer:
                     self._json(200, {"issuer": issuer.url, "jwks_uri": issuer.url + JWKS_PATH,
                                      "id_token_signing_alg_values_supported": ["RS256", "ES256"],
                                      **issuer.discovery_overrides})
+                elif path == JWKS_PATH and issuer.jwks_status != 200:
+                    self._json(issuer.jwks_status, {"error": "unavailable"})
                 elif path == JWKS_PATH:
                     self._json(200, {"keys": [issuer.public_jwk(kid) for kid in list(issuer.served)]})
                 else:
