@@ -10,7 +10,8 @@ Built on joserfc, the JOSE library of the Authlib project (Authlib 1.9 deprecate
 2. The JWKS is fetched once and cached. A token whose `kid` is not in the cache makes the
    verifier fetch it again, at most once per `JWKS_REFETCH_INTERVAL` (key rotation works; a
    flood of made-up kids costs the issuer one request per interval). A cache older than
-   `JWKS_MAX_AGE` is refreshed on use, so keys the issuer withdraws stop being accepted.
+   `JWKS_MAX_AGE` is refreshed on use, so keys the issuer withdraws stop being accepted; if
+   that refresh fails, the cached keys stay in use and it is retried once per interval.
 3. The signature must verify with one of those keys, with RS256 or ES256 only (`alg: none`,
    HS256 and the HS256-signed-with-the-public-key trick are refused before any key is picked);
    `iss` must equal the issuer, `aud` must contain the client id, `exp` (required) and `nbf`
