@@ -48,6 +48,9 @@ class Upload:
     def __len__(self) -> int:
         return self._length or 0
 
+    def __bool__(self) -> bool:  # requests sends `data or {}`: a chunked upload (len 0) is still a body
+        return True
+
     def __iter__(self) -> Iterator[bytes]:
         sent = len(self._head)
         yield self._head
