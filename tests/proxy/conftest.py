@@ -69,6 +69,7 @@ def proxy_setup(proxy_setup_once: ProxySetup) -> ProxySetup:
         fake.routes.clear()
         fake.requests.clear()
         fake.aborted.clear()
+        fake.streams_finished = 0
     return proxy_setup_once
 
 

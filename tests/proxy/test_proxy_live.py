@@ -2,9 +2,13 @@
 
 from __future__ import annotations
 
+import contextlib
+import gzip
 import http.client
 import itertools
 import json
+import socket
+import threading
 import time
 
 import pytest
@@ -127,7 +131,8 @@ def test_a_large_upload_is_streamed_not_held(live_gateway, fake_provider) -> Non
     block = b"\x00\x01binary" * 8192
     blocks = 40 * 1024 * 1024 // len(block)
     reply = requests.put(gateway.url + "/proxy/openai/uploads/u-1", data=(block for _ in range(blocks)),
-                         headers={"Content-Type": "application/octet-stream"}, timeout=60)  # chunked upload
+                         headers={"Content-Type": "application/octet-stream", "Connection": "close"},
+                         timeout=60)  # chunked upload; no idle keep-alive to hold up the gateway's shutdown
     assert reply.status_code == 200 and reply.json() == {"received": blocks * len(block)}
     assert fake_provider.requests[-1].body[:len(block)] == block
     grown_mib = (peak_rss_kib(worker) - peak_before) / 1024
@@ -184,3 +189,65 @@ def test_unreachable_provider_is_502_and_slow_one_504(proxy_setup: ProxySetup) -
     slow = requests.get(proxy_setup.gateway.url + "/proxy/openai/slow", timeout=10)
     assert slow.status_code == 504 and slow.json()["error"]["type"] == "upstream_timeout"
     assert "sk-provider" not in slow.text + unreachable.text
+
+
+def test_a_compressed_body_comes_back_as_the_provider_sent_it(proxy_setup: ProxySetup) -> None:
+    packed = gzip.compress(b'{"data": []}' * 100)
+    proxy_setup.provider.on("GET", "/v1/models", Reply(body=packed, headers={
+        "Content-Type": "application/json", "Content-Encoding": "gzip"}))
+    reply = raw_request(proxy_setup.gateway.port, b"GET /proxy/openai/models HTTP/1.1\r\nHost: gw\r\n"
+                        b"Accept-Encoding: gzip\r\nConnection: close\r\n\r\n")
+    assert reply.body == packed and reply.headers["content-encoding"] == "gzip"
+    assert reply.headers["content-length"] == str(len(packed))
+    assert proxy_setup.provider.requests[-1].headers["accept-encoding"] == "gzip"
+    # a caller that asked for no encoding is not sent one: the provider is asked for identity
+    raw_request(proxy_setup.gateway.port, b"GET /proxy/openai/models HTTP/1.1\r\nHost: gw\r\nConnection: close\r\n\r\n")
+    assert proxy_setup.provider.requests[-1].headers["accept-encoding"] == "identity"
+
+
+def test_a_caller_that_hangs_up_mid_stream_closes_the_provider_stream(proxy_setup: ProxySetup) -> None:
+    proxy_setup.provider.on("GET", "/v1/events", sse_reply([{"n": n} for n in range(50)], delay=0.1))
+    with socket.create_connection(("127.0.0.1", proxy_setup.gateway.port), timeout=10) as sock:
+        sock.sendall(b"GET /proxy/openai/events HTTP/1.1\r\nHost: gw\r\n\r\n")
+        assert b"data: " in sock.recv(65536) + sock.recv(65536)
+    assert proxy_setup.provider.aborted.wait(5), "the provider kept streaming to nobody"
+    assert proxy_setup.provider.streams_finished == 0
+
+
+class CutShort:
+    """A provider that answers with `reply` and then drops the connection, whatever was promised."""
+
+    def __init__(self, reply: bytes):
+        self.reply = reply
+        self.listener = socket.create_server(("127.0.0.1", 0))
+        self.port = self.listener.getsockname()[1]
+        threading.Thread(target=self._serve, daemon=True).start()
+
+    def _serve(self) -> None:
+        with contextlib.suppress(OSError):
+            while True:
+                conn, _ = self.listener.accept()
+                with conn:
+                    received = b""
+                    while b"\r\n\r\n" not in received:
+                        received += conn.recv(65536)
+                    conn.sendall(self.reply)
+
+
+@pytest.mark.parametrize("reply", [
+    b"HTTP/1.1 200 OK\r\nContent-Type: application/octet-stream\r\nContent-Length: 100000\r\n\r\n" + b"x" * 1000,
+    (b"HTTP/1.1 200 OK\r\nContent-Type: text/event-stream\r\nTransfer-Encoding: chunked\r\n\r\n"
+    b"f\r\ndata: partial\n\n\r\n"),
+])
+def test_a_body_the_provider_cuts_short_is_cut_short_for_the_caller(live_gateway, reply: bytes) -> None:
+    provider = CutShort(reply)
+    gateway = live_gateway({"DEEPSEEK_API_URL": f"http://127.0.0.1:{provider.port}", "DEEPSEEK_API_KEY": "k"})
+    conn = http.client.HTTPConnection("127.0.0.1", gateway.port, timeout=10)
+    conn.request("GET", "/proxy/deepseek/files/f-1")
+    response = conn.getresponse()
+    assert response.status == 200
+    with pytest.raises(http.client.IncompleteRead):  # never a complete-looking body
+        response.read()
+    provider.listener.close()
+    gateway.stop()
+    assert "was lost mid-response" in gateway.logs() and "Traceback" not in gateway.logs()
