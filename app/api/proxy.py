@@ -36,6 +36,7 @@ def _register_converter(setup: BlueprintSetupState) -> None:
 
 @bp.route("/proxy/<provider>/<proxy_tail:tail>", methods=METHODS, merge_slashes=False, provide_automatic_options=False)
 def forward(provider: str, tail: str) -> Response:
+    # `tail` is percent-decoded (a `%2f` already looks like `/`): the path is re-read from the raw target
     path = proxy_path.upstream_path(request.environ, provider)
     gateway = state()
     target = gateway.providers.lookup(provider)
