@@ -42,6 +42,8 @@ _UPSTREAM_HEADERS = {"Content-Type": "application/json", "Accept": "application/
 _UPSTREAM_STREAM_HEADERS = {"Content-Type": "application/json", "Accept": "text/event-stream"}
 # A usage object (not `"usage": null`, which OpenAI puts in every chunk once usage is asked for).
 _USAGE_OBJECT = re.compile(rb'"usage"\s*:\s*\{')
+# The usage object itself (its values nest one level: prompt_tokens_details and the like).
+_USAGE_VALUE = re.compile(rb'"usage"\s*:\s*(\{(?:[^{}]|\{[^{}]*\})*\})')
 
 
 @dataclass(frozen=True)
@@ -142,6 +144,19 @@ class Meter:
                     self._send(signals.tool_called, provider=self.provider, model=self.model, tool_name=name,
                                tool_type="mcp" if name.startswith("mcp_") else "standard_tool_use")
 
+    def read_body(self, raw: bytes) -> None:
+        """`see` a whole response body, then `finish`. Only tool calls make it parse the whole body;
+        usage alone is read from the last `"usage": {...}` (where providers put it)."""
+        try:
+            if b'"tool_calls"' in raw:
+                self.see(json.loads(raw))
+            elif (at := raw.rfind(b'"usage"')) >= 0:
+                match = _USAGE_VALUE.match(raw, at)
+                self.see({"usage": json.loads(match.group(1))} if match else json.loads(raw))
+        except ValueError:
+            pass  # not JSON: nothing to count
+        self.finish()
+
     def finish(self) -> None:
         if self._finished or self.usage is None:
             return
@@ -154,6 +169,8 @@ class Meter:
                    subject=self.subject, stream=self.stream)
 
     def _send(self, signal: Any, **kwargs: Any) -> None:
+        if not signal.receivers:
+            return
         try:
             if has_app_context():
                 signal.send(self.app, **kwargs)
@@ -309,11 +326,6 @@ def forward(endpoint: Endpoint, payload: dict[str, Any]) -> Response:
         raw = provider.read_body(response)
     finally:
         response.close()
-    if b'"usage"' in raw or b'"tool_calls"' in raw:
-        try:
-            meter.see(json.loads(raw))
-        except ValueError:
-            pass
-        meter.finish()
+    meter.read_body(raw)
     return Response(raw, status=response.status_code,
                     content_type=response.headers.get("Content-Type") or "application/json")

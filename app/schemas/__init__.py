@@ -23,7 +23,7 @@ def json_object(request: Request) -> dict[str, Any]:
         raise UnsupportedMediaType(
             f"Content-Type must be application/json, not {request.mimetype or 'missing'!r}.",
             code="unsupported_media_type")
-    raw = request.get_data(cache=False)  # raises 413 past MAX_CONTENT_LENGTH
+    raw = request.get_data()  # raises 413 past MAX_CONTENT_LENGTH; cached for anyone after us
     try:
         payload = json.loads(raw)
     except (ValueError, UnicodeDecodeError) as exc:

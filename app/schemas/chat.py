@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from marshmallow import INCLUDE, Schema, ValidationError, fields, validate, validates_schema
+from marshmallow import INCLUDE, Schema, ValidationError, fields, validate
 
 ROLES = ("system", "user", "assistant", "tool", "developer", "function")
 
@@ -36,30 +36,59 @@ class StrictInt(fields.Integer):
         return super()._deserialize(value, attr, data, **kwargs)
 
 
-class Content(fields.Field):
-    """A message's content: a string, a list of parts (objects with a `type`), or null."""
+def _content_problem(message: dict[str, Any]) -> str | None:
+    content = message.get("content")
+    if isinstance(content, str):
+        return None
+    if isinstance(content, list):
+        for index, part in enumerate(content):
+            if not isinstance(part, dict) or not isinstance(part.get("type"), str):
+                return f"Part {index} must be an object with a string `type`."
+        return None
+    if content is None:
+        if message.get("role") == "assistant" and message.get("tool_calls"):
+            return None
+        return ("Must be a string or a list of content parts (null only for an assistant message with "
+                "tool_calls).")
+    return "Must be a string or a list of content parts."
+
+
+class Messages(fields.Field):
+    """A non-empty list of message objects, each with a valid `role` and `content`.
+
+    One field with a plain loop rather than a nested schema: a nested schema costs ~40 us per
+    message on the request hot path. Errors come out in marshmallow's nested shape
+    (`messages.<i>.<field>`). Other message fields are the client's and are not looked at.
+    """
 
     def _deserialize(self, value: Any, attr: str | None, data: Any, **kwargs: Any) -> Any:
-        if value is None or isinstance(value, str):
-            return value
-        if isinstance(value, list):
-            for index, part in enumerate(value):
-                if not isinstance(part, dict) or not isinstance(part.get("type"), str):
-                    raise ValidationError(f"Part {index} must be an object with a string `type`.")
-            return value
-        raise ValidationError("Must be a string or a list of content parts.")
-
-
-class MessageSchema(_Passthrough):
-    role = fields.String(required=True, validate=validate.OneOf(ROLES))
-    content = Content(allow_none=True)
-    tool_calls = fields.List(fields.Dict())
-
-    @validates_schema(skip_on_field_errors=True)
-    def content_present(self, data: dict[str, Any], **kwargs: Any) -> None:
-        if data.get("content") is None and not (data["role"] == "assistant" and data.get("tool_calls")):
-            raise ValidationError("Must be a string or a list of content parts (null only for an assistant "
-                                  "message with tool_calls).", "content")
+        if not isinstance(value, list):
+            raise ValidationError("Not a valid list.")
+        if not value:
+            raise ValidationError("Must be a non-empty list of messages.")
+        errors: dict[int, dict[str, list[str]]] = {}
+        for index, message in enumerate(value):
+            if not isinstance(message, dict):
+                errors[index] = {"_schema": ["Invalid input type."]}
+                continue
+            problems: dict[str, list[str]] = {}
+            role = message.get("role")
+            if role is None:
+                problems["role"] = ["Missing data for required field."]
+            elif role not in ROLES:
+                problems["role"] = [f"Must be one of: {', '.join(ROLES)}."]
+            else:
+                problem = _content_problem(message)
+                if problem:
+                    problems["content"] = [problem]
+            tool_calls = message.get("tool_calls")
+            if tool_calls is not None and not isinstance(tool_calls, list):
+                problems["tool_calls"] = ["Not a valid list."]
+            if problems:
+                errors[index] = problems
+        if errors:
+            raise ValidationError(errors)
+        return value
 
 
 class _ModelRequest(_Passthrough):
@@ -70,8 +99,7 @@ class _ModelRequest(_Passthrough):
 
 
 class ChatCompletionRequest(_ModelRequest):
-    messages = fields.List(fields.Nested(MessageSchema), required=True,
-                           validate=validate.Length(min=1, error="Must be a non-empty list of messages."))
+    messages = Messages(required=True)
     tools = fields.List(fields.Dict(), allow_none=True)
 
 

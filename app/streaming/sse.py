@@ -32,6 +32,8 @@ class EventSplitter:
 
     def feed(self, chunk: bytes) -> bytes:
         """The complete events (as one block of bytes, blank lines kept) that `chunk` finishes."""
+        if not self._pending and chunk.endswith(b"\n\n"):
+            return chunk  # the usual case: the provider flushed whole events (CRLF ones end in \r\n)
         data = self._pending + chunk if self._pending else chunk
         if b"\r" in data:
             data = data.replace(b"\r\n", b"\n")

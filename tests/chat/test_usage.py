@@ -87,3 +87,13 @@ def test_provider_errors_send_no_usage(gateway, fake_provider, heard):
     answer = gateway.test_client().post("/v1/chat/completions", json={"model": "openai/gpt-4o", "messages": USER})
     assert answer.status_code == 400 and answer.get_json() == {"error": {"message": "nope"}}
     assert heard == []
+
+
+def test_non_stream_usage_with_details_is_read_whole(gateway, fake_provider, heard):
+    usage = {**USAGE, "prompt_tokens_details": {"cached_tokens": 5}, "completion_tokens_details": {"reasoning_tokens": 2}}
+    fake_provider.on("POST", "/v1/chat/completions", json_reply({
+        "id": "x", "choices": [{"index": 0, "message": {"role": "assistant", "content": 'say "usage": {}'}}],
+        "usage": usage, "service_tier": "default"}))
+    gateway.test_client().post("/v1/chat/completions", json={"model": "openai/gpt-4o", "messages": USER})
+    assert heard == [("usage", {"provider": "openai", "model": "gpt-4o", "usage": usage, "subject": None,
+                                "stream": False})]
