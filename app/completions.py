@@ -110,7 +110,8 @@ class Meter:
 
     `see(obj)` reads a response body or a stream chunk: it keeps the usage and sends
     `tool_called` for each named tool call. `finish()` sends `completion_usage` once, if usage
-    was seen. Safe to call outside a request (it pushes an app context to send).
+    was seen. Safe to call outside a request (it pushes an app context to send). Use one Meter per
+    provider call (an agent loop makes one per iteration): it reports usage once.
     """
 
     __slots__ = ("_finished", "app", "model", "provider", "stream", "subject", "usage")
