@@ -114,13 +114,16 @@ def send(session: requests.Session, method: str, url: str, *, provider: str, **k
             clock.waited += time.perf_counter() - started
 
 
-def iter_body(response: requests.Response, *, provider: str) -> Iterator[bytes]:
-    """Yield the body as the provider sends it: each chunk as soon as it arrives, nothing buffered."""
+def iter_body(response: requests.Response, *, provider: str, decode: bool = True) -> Iterator[bytes]:
+    """Yield the body as the provider sends it: each chunk as soon as it arrives, nothing buffered.
+
+    `decode=False` yields the bytes exactly as sent (still gzip'd if the provider compressed them).
+    """
     raw = response.raw
     if raw.chunked and raw.supports_chunked_reads():
-        chunks = raw.read_chunked(decode_content=True)
+        chunks = raw.read_chunked(decode_content=decode)
     else:
-        chunks = iter(lambda: raw.read1(READ_SIZE, decode_content=True), b"")
+        chunks = iter(lambda: raw.read1(READ_SIZE, decode_content=decode), b"")
     clock = upstream_clock.get()
     if clock is not None:
         chunks = clock.timed(chunks)
