@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import re
 
 from app.request_preview import request_preview
 from tests.support.fake_provider import json_reply
@@ -47,10 +48,12 @@ def test_development_debug_logs_a_preview_without_credentials(make_app, fake_pro
     app = make_app({"ENVIRONMENT": "development", "LOG_LEVEL": "debug", "DEBUG_CONTENT_TRUNCATE_WORDS": "2",
                     "DEBUG_MAX_MESSAGES": "1", "OPENAI_API_KEY": "sk-provider-secret-123",
                     "OPENAI_API_URL": fake_provider.url + "/v1"})
-    app.test_client().post(
+    response = app.test_client().post(
         "/v1/chat/completions", headers={"Authorization": "Bearer caller-token-456"},
         json={"model": "openai/gpt-4o", "messages": [{"role": "user", "content": LONG},
                                                      {"role": "user", "content": "my key is sk-provider-secret-123"}]})
+    assert response.status_code == 200
+    assert fake_provider.requests[-1].json()["messages"][0]["content"] == LONG  # previewing took nothing away
     lines = preview_lines(capsys.readouterr().err)
     assert len(lines) == 1
     line = lines[0]
@@ -70,7 +73,7 @@ def test_body_that_is_not_json_is_cut(make_app, capsys):
     app = make_app({"ENVIRONMENT": "development", "LOG_LEVEL": "debug"})
     app.test_client().post("/v1/not-a-route", data="{" + "x" * 3000, content_type="application/json")
     line = preview_lines(capsys.readouterr().err)[0]
-    shown = json.loads(line.split("preview=", 1)[1].rstrip("]"))
+    shown = json.loads(re.search(r'preview=("(?:[^"\\]|\\.)*")', line)[1])  # the JSON string logged
     assert shown == "{" + "x" * 1023
 
 
