@@ -198,3 +198,12 @@ def test_a_fan_out_waited_for_in_the_request_counts_as_upstream(telemetry_app, f
     timing = TIMING.fullmatch(telemetry_app.test_client().get("/v1/test/fan-out", buffered=True)
                               .headers["Server-Timing"])
     assert float(timing["upstream"]) >= 300 > float(timing["gateway"])
+
+
+def test_proxy_paths_share_one_series_per_provider(telemetry_app, fake_provider):
+    fake_provider.on("GET", "*", json_reply({"data": []}))
+    client = telemetry_app.test_client()
+    for path in ("/proxy/openai/files", "/proxy/openai/files/file-1", "/proxy/openai/batches?limit=2"):
+        assert client.get(path, buffered=True).status_code == 200
+    assert sample(telemetry_app, "llm_responses_total", provider="openai", request_method="GET",
+                  request_path="/proxy/<provider>/<proxy_tail:tail>", status_code="200") == 3
