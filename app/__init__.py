@@ -26,10 +26,11 @@ def create_app(overrides: Mapping[str, str] | None = None) -> Flask:
     from app.api import health
     from app.config import Settings, environment_with_dotenv
     from app.errors import register_error_handlers
-    from app.extensions import GatewayState
+    from app.extensions import GatewayState, limiter
     from app.logs import configure_logging
     from app.providers.provider import Providers
     from app.providers.routing import ModelPolicy
+    from app.rate_limits import RateLimits
 
     environ = environment_with_dotenv()
     environ.update(overrides or {})
@@ -47,6 +48,8 @@ def create_app(overrides: Mapping[str, str] | None = None) -> Flask:
         providers=Providers(settings),
         model_policy=ModelPolicy(settings.allowed_models, settings.disallowed_models),
     ).init_app(app)
+    if settings.rate_limit_enable:
+        RateLimits(settings).init_app(app, limiter)
 
     app.register_blueprint(health.bp)
 
