@@ -205,6 +205,11 @@ class RateLimits:
             completion_usage.connect(self.charge_tokens)
         app.before_request(self.enforce_outside_blueprints)
         app.after_request(self.add_headers)
+        shared = "per worker process" if self.storage_uri.startswith("memory:") else "shared"
+        log.info("rate limits on: %s per subject, %s tokens per minute; counted in %s storage (%s); "
+                 "if it is unreachable: %s", self.request_limits or "no request limit",
+                 self.tokens_per_minute or "no limit on", self.storage_uri.split(":", 1)[0], shared,
+                 "serve without limits" if self.fail_open else "answer 503")
 
     # -- per request ---------------------------------------------------------------------------
     def enforce_outside_blueprints(self) -> None:

@@ -97,7 +97,7 @@ def unreachable_storage(**settings: str) -> dict[str, str]:
 
 def rate_limit_log(capsys) -> list[dict]:
     lines = [json.loads(line) for line in capsys.readouterr().err.splitlines() if line.startswith("{")]
-    return [entry for entry in lines if entry["logger"] == "gateway.ratelimit"]
+    return [entry for entry in lines if entry["logger"] == "gateway.ratelimit" and entry["level"] != "info"]
 
 
 def test_storage_unreachable_fail_open_serves_and_logs_once(make_app, capsys):
