@@ -5,7 +5,9 @@
     limit_key()     whom a request counts against: "sub:<subject>" (auth's SUBJECT_KEY), else
                     "ip:<client address>"; computed once and kept in the environ under LIMIT_KEY
     ClientAddress   the client IP; X-Forwarded-For only when the peer is in TRUSTED_PROXIES
-    TokenBudget     RATE_LIMIT_TOKENS_PER_MINUTE, charged from the `completion_usage` signal
+    TokenBudget     RATE_LIMIT_TOKENS_PER_MINUTE, charged from the `completion_usage` signal to
+                    the request's key (a stream reporting after its request context is gone: to
+                    its subject, else to RESPONSE_KEY, kept until the response closes)
     StorageAlarm    the loud log line while the storage is unreachable, at most every 10 s
 
 Request limits (RATE_LIMIT_DEFAULT) are flask-limiter *application* limits: one fixed-window
@@ -30,6 +32,7 @@ import logging
 import math
 import time
 from collections.abc import Iterable, Mapping
+from contextvars import ContextVar
 from functools import partial
 from typing import TYPE_CHECKING, Any
 
@@ -52,6 +55,9 @@ log = logging.getLogger("gateway.ratelimit")
 
 EXTENSION_KEY = "gateway.rate_limits"
 LIMIT_KEY = "gateway.rate_limit_key"
+# The key of the request whose response is being sent: a stream's usage may be reported after the
+# request context is gone (the response is iterated in the same greenlet/thread, so this survives).
+RESPONSE_KEY: ContextVar[str | None] = ContextVar("rate_limit_response_key", default=None)
 EXEMPT_VIEWS = (health,)
 # Without timeouts a Redis host that drops packets would hang every request.
 REDIS_OPTIONS = {"socket_connect_timeout": 2, "socket_timeout": 2}
@@ -79,6 +85,10 @@ def request_limits() -> str:
 
 def seconds_until(timestamp: float) -> int:
     return max(1, math.ceil(timestamp - time.time()))
+
+
+def forget_response_key() -> None:
+    RESPONSE_KEY.set(None)
 
 
 class ClientAddress:
@@ -228,6 +238,8 @@ class RateLimits:
         view = current_app.view_functions.get(request.endpoint or "")
         if view is None or view in EXEMPT_VIEWS:
             return
+        if self.tokens:
+            RESPONSE_KEY.set(limit_key())
         try:
             if self.tokens:
                 self.tokens.check(limit_key())
@@ -249,6 +261,8 @@ class RateLimits:
             return ""
 
     def add_headers(self, response: Response) -> Response:
+        if RESPONSE_KEY.get() is not None:
+            response.call_on_close(forget_response_key)
         current = self.limiter.current_limit
         if current is None:
             return response
@@ -280,9 +294,10 @@ class RateLimits:
             key = limit_key()
         elif subject:
             key = f"sub:{subject}"
+        elif RESPONSE_KEY.get() is not None:  # a stream's usage, sent as its response ends
+            key = RESPONSE_KEY.get()
         else:
-            log.warning("%d tokens not charged: completion_usage sent outside the request and without a subject",
-                        tokens)
+            log.warning("%d tokens not charged: usage reported outside any limited request", tokens)
             return
         try:
             self.tokens.charge(key, tokens)

@@ -40,6 +40,19 @@ def app_with_completions(make_app, **settings: str) -> Flask:
             yield "data: [DONE]\n\n"
         return Response(stream_with_context(events()), mimetype="text/event-stream")
 
+    @bp.post("/late-stream/<int:total>")
+    def late_stream(total: int) -> Response:
+        """Reports usage after the request context is gone, as the chat relay does for streams."""
+        app = current_app._get_current_object()
+
+        def events():
+            yield "data: {}\n\n"
+            with app.app_context():
+                completion_usage.send(app, provider="openai", model="gpt-4o", subject=None, stream=True,
+                                      usage={"prompt_tokens": 1, "completion_tokens": total - 1, "total_tokens": total})
+            yield "data: [DONE]\n\n"
+        return Response(events(), mimetype="text/event-stream")
+
     app.register_blueprint(bp)
     return app
 
@@ -65,6 +78,15 @@ def test_tokens_of_a_stream_are_charged_when_it_ends(make_app):
     streamed = client.post("/stream/150")
     assert streamed.status_code == 200 and streamed.data.endswith(b"[DONE]\n\n")
     assert client.post("/complete/1").status_code == 429
+
+
+def test_tokens_of_a_stream_reported_outside_the_request_are_charged_to_its_client(make_app):
+    client = app_with_completions(make_app).test_client()
+    one = {"REMOTE_ADDR": "192.0.2.1"}
+    streamed = client.post("/late-stream/150", environ_base=one)
+    assert streamed.data.endswith(b"[DONE]\n\n")
+    assert client.post("/complete/1", environ_base=one).status_code == 429
+    assert client.post("/complete/1", environ_base={"REMOTE_ADDR": "192.0.2.2"}).status_code == 200
 
 
 def test_below_the_token_limit_requests_pass(make_app):
