@@ -23,7 +23,7 @@ def create_app(overrides: Mapping[str, str] | None = None) -> Flask:
     from flask import Flask, g, request
 
     from app.access_log import REQUEST_ID_ENVIRON_KEY, AccessLog, request_id_from
-    from app.api import health
+    from app.api import health, models
     from app.config import Settings, environment_with_dotenv
     from app.errors import register_error_handlers
     from app.extensions import GatewayState, limiter
@@ -52,6 +52,7 @@ def create_app(overrides: Mapping[str, str] | None = None) -> Flask:
         RateLimits(settings).init_app(app, limiter)
 
     app.register_blueprint(health.bp)
+    app.register_blueprint(models.bp)
 
     @app.before_request
     def remember_request_id() -> None:
