@@ -145,3 +145,11 @@ def test_disabled_by_default(make_app):
 def test_bad_settings_stop_start_up_naming_the_variable(make_app, settings, named):
     with pytest.raises(ConfigError, match=named):
         make_app({"RATE_LIMIT_ENABLE": "true", **settings})
+
+
+def test_routes_of_other_features_are_limited_too(make_app):
+    client = limited_app(make_app, RATE_LIMIT_DEFAULT="2/minute").test_client()
+    assert client.get("/v1/models").status_code != 429
+    assert client.get("/v1/models").status_code != 429
+    refused = client.get("/v1/models")
+    assert refused.status_code == 429 and refused.headers["X-RateLimit-Limit"] == "2"
