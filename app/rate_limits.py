@@ -238,14 +238,14 @@ class RateLimits:
         view = current_app.view_functions.get(request.endpoint or "")
         if view is None or view in EXEMPT_VIEWS:
             return
-        if self.tokens:
-            RESPONSE_KEY.set(limit_key())
         try:
             if self.tokens:
-                self.tokens.check(limit_key())
+                key = limit_key()
+                RESPONSE_KEY.set(key)
+                self.tokens.check(key)
             self.limiter._check_request_limit()
         except RateLimitExceeded as exc:
-            raise RateLimited(f"Rate limit exceeded: {exc.limit.limit} requests per subject{self.retry_hint()}.",
+            raise RateLimited(f"Rate limit exceeded: {exc.limit.limit} (requests per client){self.retry_hint()}.",
                               code="rate_limit_exceeded") from None
         except StorageError as exc:
             if not self.fail_open:
