@@ -48,8 +48,6 @@ def create_app(overrides: Mapping[str, str] | None = None) -> Flask:
         providers=Providers(settings),
         model_policy=ModelPolicy(settings.allowed_models, settings.disallowed_models),
     ).init_app(app)
-    if settings.rate_limit_enable:
-        RateLimits(settings).init_app(app, limiter)
 
     app.register_blueprint(health.bp)
     app.register_blueprint(models.bp)
@@ -58,6 +56,8 @@ def create_app(overrides: Mapping[str, str] | None = None) -> Flask:
     def remember_request_id() -> None:
         g.request_id = request.environ.get(REQUEST_ID_ENVIRON_KEY) or request_id_from(None)
 
+    if settings.rate_limit_enable:  # after auth's hook: the limit counts the subject auth names
+        RateLimits(settings).init_app(app, limiter)
     register_error_handlers(app)
     app.wsgi_app = AccessLog(app.wsgi_app)
     return app
