@@ -23,7 +23,8 @@ def create_app(overrides: Mapping[str, str] | None = None) -> Flask:
     from flask import Flask, g, request
 
     from app.access_log import REQUEST_ID_ENVIRON_KEY, AccessLog, request_id_from
-    from app.api import health, models
+    from app.api import health, models, spec
+    from app.auth import guard
     from app.config import Settings, environment_with_dotenv
     from app.errors import register_error_handlers
     from app.extensions import GatewayState, limiter
@@ -48,8 +49,10 @@ def create_app(overrides: Mapping[str, str] | None = None) -> Flask:
         providers=Providers(settings),
         model_policy=ModelPolicy(settings.allowed_models, settings.disallowed_models),
     ).init_app(app)
+    guard.init_app(app)  # before any other before_request hook: later ones may read the subject
 
     app.register_blueprint(health.bp)
+    app.register_blueprint(spec.bp)
     app.register_blueprint(models.bp)
 
     @app.before_request

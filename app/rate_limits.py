@@ -13,8 +13,8 @@
 Request limits (RATE_LIMIT_DEFAULT) are flask-limiter *application* limits: one fixed-window
 counter per subject over every route, in the storage named by RATE_LIMIT_STORAGE_URI:
 `memory://` counts per worker process (N workers allow N times the limit); `redis://` counts
-with atomic increments that every worker and host shares. Only /health's view is exempt (by the
-view function, never by path).
+with atomic increments that every worker and host shares. Only the health blueprint (GET /health)
+is exempt: by blueprint, never by path.
 
 The check runs after the other before_request hooks of the request's blueprint, because the auth
 feature sets SUBJECT_KEY in such a hook; routes outside blueprints are checked by an app hook.
@@ -43,7 +43,7 @@ from limits.errors import StorageError
 from limits.storage import Storage
 from limits.strategies import FixedWindowRateLimiter
 
-from app.api.health import health
+from app.api import health
 from app.config import ConfigError, Settings
 from app.errors import RateLimited, ServiceUnavailable
 from app.signals import SUBJECT_KEY, completion_usage
@@ -58,7 +58,7 @@ LIMIT_KEY = "gateway.rate_limit_key"
 # The key of the request whose response is being sent: a stream's usage may be reported after the
 # request context is gone (the response is iterated in the same greenlet/thread, so this survives).
 RESPONSE_KEY: ContextVar[str | None] = ContextVar("rate_limit_response_key", default=None)
-EXEMPT_VIEWS = (health,)
+EXEMPT_BLUEPRINTS = (health.bp,)  # GET /health: never limited (by blueprint, never by path)
 # Without timeouts a Redis host that drops packets would hang every request.
 REDIS_OPTIONS = {"socket_connect_timeout": 2, "socket_timeout": 2}
 REDIS_SCHEMES = ("redis://", "rediss://", "redis+unix://")
@@ -207,8 +207,9 @@ class RateLimits:
         # replaces it and maps its outcomes to the gateway's errors and fail mode.
         app.before_request_funcs[None].remove(limiter._check_request_limit)
         self.limiter = limiter
-        for view in EXEMPT_VIEWS:
-            limiter.exempt(view)
+        for blueprint in EXEMPT_BLUEPRINTS:
+            limiter.exempt(blueprint)
+        self.exempt = frozenset(blueprint.name for blueprint in EXEMPT_BLUEPRINTS)
         if self.tokens_per_minute:
             self.tokens = TokenBudget(self.tokens_per_minute, limiter.storage)
             self.app = app
@@ -226,7 +227,7 @@ class RateLimits:
         blueprint = request.blueprint
         if blueprint is None:
             self.enforce()
-        elif blueprint not in self.checked_blueprints:
+        elif blueprint not in self.checked_blueprints and blueprint not in self.exempt:
             # First request into this blueprint: check its requests last in its own hook list,
             # which Flask runs after this app-level one (so after auth has named the subject).
             self.checked_blueprints.add(blueprint)
@@ -235,8 +236,7 @@ class RateLimits:
     def enforce(self, blueprint: str | None = None) -> None:
         if request.blueprint != blueprint:  # a parent blueprint's hook on a nested blueprint's route
             return
-        view = current_app.view_functions.get(request.endpoint or "")
-        if view is None or view in EXEMPT_VIEWS:
+        if request.endpoint is None or request.blueprints and request.blueprints[-1] in self.exempt:
             return
         try:
             if self.tokens:

@@ -153,3 +153,13 @@ def test_routes_of_other_features_are_limited_too(make_app):
     assert client.get("/v1/models").status_code != 429
     refused = client.get("/v1/models")
     assert refused.status_code == 429 and refused.headers["X-RateLimit-Limit"] == "2"
+
+
+def test_with_auth_on_each_api_key_has_its_own_budget(make_app):
+    client = limited_app(make_app, AUTH_ENABLE="true", AUTH_API_KEYS="alpha-key-0001,beta-key-0002",
+                         AUTH_OIDC_ISSUER="").test_client()
+    alpha, beta = {"x-api-key": "alpha-key-0001"}, {"Authorization": "Bearer beta-key-0002"}
+    assert [client.get("/openapi.yaml", headers=alpha).status_code for _ in range(4)] == [200, 200, 200, 429]
+    assert client.get("/openapi.yaml", headers=beta).status_code == 200  # same address, other subject
+    assert client.get("/openapi.yaml").status_code == 401  # no credential: auth refuses first
+    assert client.get("/health").status_code == 200
