@@ -85,3 +85,16 @@ def test_redis_stopped_mid_run_gives_the_configured_fail_mode(live_gateway, own_
     alarms = [entry for entry in rate_limit_log(fail_open) if entry["level"] == "error"]
     assert len(alarms) == 1  # loud, but one line per 10 s, not one per request
     assert alarms[0]["level"] == "error" and "serving WITHOUT rate limits" in alarms[0]["message"]
+
+
+def test_authenticated_subjects_are_counted_apart_from_each_other(live_gateway, shared_redis):
+    env = shared_redis.env(RATE_LIMIT_DEFAULT="3/minute", AUTH_ENABLE="true",
+                           AUTH_API_KEYS="alpha-key-0001,beta-key-0002", AUTH_OIDC_ISSUER="")
+    gateway = live_gateway(env)
+
+    def send(key: str) -> int:
+        return requests.get(gateway.url + "/openapi.yaml", headers={"x-api-key": key, "Connection": "close"},
+                            timeout=10).status_code
+
+    assert [send("alpha-key-0001") for _ in range(4)] == [200, 200, 200, 429]
+    assert send("beta-key-0002") == 200  # same address, its own budget
