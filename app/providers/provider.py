@@ -83,8 +83,8 @@ class Provider:
         return transport.send(self.session, method, self.url(path), provider=self.id, headers=merged,
                               params=params, stream=stream, timeout=self.timeout, **kwargs)
 
-    def iter_body(self, response: requests.Response) -> Iterator[bytes]:
-        return transport.iter_body(response, provider=self.id)
+    def iter_body(self, response: requests.Response, *, decode: bool = True) -> Iterator[bytes]:
+        return transport.iter_body(response, provider=self.id, decode=decode)
 
     def read_body(self, response: requests.Response) -> bytes:
         return transport.read_body(response, provider=self.id)

@@ -103,12 +103,12 @@ class FakeProvider:
                 fake._answer(self, recorded)
 
             def _read_chunked(self) -> bytes:
-                data = b""
+                data = bytearray()  # not bytes +=: a large upload would be copied quadratically
                 while True:
                     size = int(self.rfile.readline().split(b";")[0].strip(), 16)
                     if size == 0:
                         self.rfile.readline()
-                        return data
+                        return bytes(data)
                     data += self.rfile.read(size)
                     self.rfile.readline()
 
