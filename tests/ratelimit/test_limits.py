@@ -163,3 +163,26 @@ def test_with_auth_on_each_api_key_has_its_own_budget(make_app):
     assert client.get("/openapi.yaml", headers=beta).status_code == 200  # same address, other subject
     assert client.get("/openapi.yaml").status_code == 401  # no credential: auth refuses first
     assert client.get("/health").status_code == 200
+
+
+@pytest.mark.parametrize(("peer", "forwarded", "client"), [
+    ("192.0.2.9", "203.0.113.1", "192.0.2.9"),                 # untrusted peer: header ignored
+    ("10.0.0.1", None, "10.0.0.1"),                             # trusted peer, no header: the proxy itself
+    ("10.0.0.1", "203.0.113.1", "203.0.113.1"),
+    ("10.0.0.1", "198.51.100.1, 203.0.113.1, 10.0.0.2", "203.0.113.1"),  # right-most untrusted hop
+    ("10.0.0.1", "10.0.0.3, 10.0.0.2", "10.0.0.3"),             # all trusted: the left-most
+    ("10.0.0.1", "203.0.113.1, not-an-ip", "10.0.0.1"),        # junk: the last vouched-for address
+    ("10.0.0.1", "2001:db8::1", "2001:db8::1"),
+])
+def test_client_address_walks_forwarded_for_from_the_right(peer, forwarded, client):
+    from app.rate_limits import ClientAddress
+
+    environ = {"REMOTE_ADDR": peer, **({"HTTP_X_FORWARDED_FOR": forwarded} if forwarded else {})}
+    assert ClientAddress(["10.0.0.0/8"])(environ) == client
+
+
+def test_unknown_routes_are_not_counted(make_app):
+    client = limited_app(make_app).test_client()
+    for _ in range(5):
+        assert client.get("/no/such/route").status_code == 404
+    assert client.get("/probe").headers["X-RateLimit-Remaining"] == "2"
