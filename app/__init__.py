@@ -23,7 +23,7 @@ def create_app(overrides: Mapping[str, str] | None = None) -> Flask:
     from flask import Flask, g, request
 
     from app.access_log import REQUEST_ID_ENVIRON_KEY, AccessLog, request_id_from
-    from app.api import health, models, proxy, spec
+    from app.api import chat, health, models, proxy, spec
     from app.auth import guard
     from app.config import Settings, environment_with_dotenv
     from app.errors import register_error_handlers
@@ -54,6 +54,7 @@ def create_app(overrides: Mapping[str, str] | None = None) -> Flask:
     app.register_blueprint(health.bp)
     app.register_blueprint(spec.bp)
     app.register_blueprint(models.bp)
+    app.register_blueprint(chat.bp)
     app.register_blueprint(proxy.bp)
 
     @app.before_request

@@ -41,3 +41,23 @@ def test_proxy_stream_is_guarded_too(live_gateway, fake_provider):
                            headers={"Accept": "text/event-stream", "x-api-key": GATEWAY_KEY}, timeout=5)
         assert served.status_code == 200 and b"data: [DONE]" in served.content
     assert len(fake_provider.requests) == 1
+
+
+def test_chat_stream_is_guarded_and_the_key_stays_at_the_gateway(live_gateway, fake_provider):
+    events = [{"choices": [{"index": 0, "delta": {"content": word}}]} for word in ("a", "b")]
+    fake_provider.on("POST", "/v1/chat/completions", sse_reply(events, delay=0.01))
+    gateway = start(live_gateway, fake_provider)
+    body = {"model": "openai/gpt-4o", "stream": True, "messages": [{"role": "user", "content": "hi"}]}
+    with requests.Session() as http:
+        http.headers["Connection"] = "close"
+        refused = http.post(gateway.url + "/v1/chat/completions", json=body, timeout=5)
+        assert refused.status_code == 401
+        assert refused.headers["Content-Type"] == "application/json"
+        assert refused.headers["WWW-Authenticate"] == "Bearer"
+        served = http.post(gateway.url + "/v1/chat/completions", json=body,
+                           headers={"Authorization": f"Bearer {GATEWAY_KEY}"}, timeout=5)
+        assert served.status_code == 200 and served.headers["Content-Type"].startswith("text/event-stream")
+        assert served.text.count("data: ") == 3 and served.text.rstrip().endswith("data: [DONE]")
+    [seen] = fake_provider.requests
+    assert seen.headers["authorization"] == "Bearer sk-provider-secret"
+    assert GATEWAY_KEY not in str(seen.headers) and GATEWAY_KEY not in gateway.logs()
