@@ -28,10 +28,11 @@ def create_app(overrides: Mapping[str, str] | None = None) -> Flask:
     from app.auth import guard
     from app.config import Settings, environment_with_dotenv
     from app.errors import register_error_handlers
-    from app.extensions import GatewayState
+    from app.extensions import GatewayState, limiter
     from app.logs import configure_logging
     from app.providers.provider import Providers
     from app.providers.routing import ModelPolicy
+    from app.rate_limits import RateLimits
 
     environ = environment_with_dotenv()
     environ.update(overrides or {})
@@ -61,6 +62,8 @@ def create_app(overrides: Mapping[str, str] | None = None) -> Flask:
     def remember_request_id() -> None:
         g.request_id = request.environ.get(REQUEST_ID_ENVIRON_KEY) or request_id_from(None)
 
+    if settings.rate_limit_enable:  # after auth's hook: the limit counts the subject auth names
+        RateLimits(settings).init_app(app, limiter)
     if settings.development:
         request_preview.install(app, words=settings.debug_content_truncate_words,
                                 max_messages=settings.debug_max_messages)
