@@ -22,8 +22,9 @@ def create_app(overrides: Mapping[str, str] | None = None) -> Flask:
     """
     from flask import Flask, g, request
 
+    from app import mcp
     from app.access_log import REQUEST_ID_ENVIRON_KEY, AccessLog, request_id_from
-    from app.api import health
+    from app.api import health, mcp_tools
     from app.config import Settings, environment_with_dotenv
     from app.errors import register_error_handlers
     from app.extensions import GatewayState
@@ -48,7 +49,10 @@ def create_app(overrides: Mapping[str, str] | None = None) -> Flask:
         model_policy=ModelPolicy(settings.allowed_models, settings.disallowed_models),
     ).init_app(app)
 
+    mcp.init_app(app, settings)
+
     app.register_blueprint(health.bp)
+    app.register_blueprint(mcp_tools.bp)
 
     @app.before_request
     def remember_request_id() -> None:
