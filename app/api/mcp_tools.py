@@ -15,6 +15,6 @@ bp = Blueprint("mcp_tools", __name__)
 @bp.get("/v1/mcp/tools")
 def list_tools() -> ResponseReturnValue:
     if not state().settings.mcp_expose:
-        raise PermissionDenied("The MCP tools endpoint is not exposed; set MCP_EXPOSE=true to serve it.",
+        raise PermissionDenied("MCP tools endpoint is not exposed. Set MCP_EXPOSE=true to enable.",
                                code="mcp_not_exposed")
     return jsonify({"object": "list", "data": [tool.as_listing() for tool in agent().catalog.tools()]})

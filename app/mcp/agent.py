@@ -1,14 +1,14 @@
 """The agent loop: the model calls MCP tools, the gateway runs them and asks the model again.
 
-The chat view calls it explicitly (it is not middleware) after routing, auth and the model
-policy, handing over how to reach the provider as a callable, so this module knows nothing of
-providers:
+The chat view calls it explicitly (it is not middleware) after routing, auth, the model policy
+and the vision check, handing over how to reach the provider as a callable, so this module
+knows nothing of providers:
 
-    agent = AgentLoop(catalog, max_iterations=settings.mcp_max_iterations)
-    if agent.applies():
-        return jsonify(agent.run(body, call_model))             # call_model(body) -> response dict
-        return sse_response(agent.stream(body, open_stream))    # open_stream(body) -> iterator of
-                                                                 #   SSE data payloads (bytes)
+    loop = app.mcp.agent()
+    if loop.applies():                                  # MCP on and at least one tool available
+        data = loop.run(body, call_model)               # call_model(body) -> response dict
+        events = loop.stream(body, open_stream)         # open_stream(body) -> iterator of parsed
+                                                        #   chunk dicts ([DONE] left out)
 
 Each model call gets the client's own `tools` plus the MCP tools (a client tool of the same
 name wins). While the model answers with calls to MCP tools only, the calls run (several at
@@ -17,10 +17,15 @@ appended, and the model is called again, at most `max_iterations` model calls in
 one of the client's own tools ends the loop: that answer goes back to the client as usual. A
 failing tool is an error result the model reads ("Error: ..."), never a failed request.
 
-Streaming: every iteration's events go to the client as they arrive, as one stream; the
-intermediate `[DONE]`s are swallowed and one `[DONE]` ends it. Streamed tool calls are
-reassembled by index to be run. Errors when opening the first stream raise (the view answers
-with the right status); later errors end the stream with one `data: {"error": {...}}` event.
+Streaming: every iteration's events go to the client as they arrive, as one stream with one
+`[DONE]` at the end. Streamed tool calls are reassembled by index to be run. The first stream
+is opened and its first event read before `stream` returns, so its errors raise to the view
+(which answers with the right status); later errors end the stream with one
+`data: {"error": {...}}` event. A usage-only chunk the client did not ask for
+(`stream_options.include_usage`) is not relayed. Closing the generator (the client hung up)
+closes the open provider stream.
+
+Signals: the callables' own meters report usage and the model's tool calls (app.signals).
 """
 
 from __future__ import annotations
@@ -29,21 +34,19 @@ import json
 import logging
 import threading
 from collections.abc import Callable, Iterable, Iterator
+from itertools import chain
 from typing import Any
-
-from flask import current_app, has_app_context
 
 from app.errors import GatewayError
 from app.mcp.catalog import ToolCatalog
 from app.mcp.client import ToolResult
-from app.signals import tool_called
 
 log = logging.getLogger("gateway.mcp")
 
 CallModel = Callable[[dict[str, Any]], dict[str, Any]]
-OpenStream = Callable[[dict[str, Any]], Iterable[bytes]]
+OpenStream = Callable[[dict[str, Any]], Iterable[dict[str, Any]]]
 
-DONE = b"[DONE]"
+DONE_EVENT = b"data: [DONE]\n\n"
 
 
 class AgentLoop:
@@ -56,9 +59,8 @@ class AgentLoop:
         return bool(self.catalog.functions())
 
     # -- non-streaming -----------------------------------------------------------------------
-    def run(self, body: dict[str, Any], call_model: CallModel, *, provider: str = "",
-            model: str = "") -> dict[str, Any]:
-        turn = _Turn(self.catalog, body, provider=provider, model=model)
+    def run(self, body: dict[str, Any], call_model: CallModel) -> dict[str, Any]:
+        turn = _Turn(self.catalog, body)
         for iteration in range(1, self.max_iterations + 1):
             response = call_model(turn.request())
             message = _first_message(response)
@@ -72,28 +74,28 @@ class AgentLoop:
         raise AssertionError("unreachable")
 
     # -- streaming ---------------------------------------------------------------------------
-    def stream(self, body: dict[str, Any], open_stream: OpenStream, *, provider: str = "",
-               model: str = "") -> Iterator[bytes]:
-        """Open the first stream now (so its errors reach the view), return the event generator."""
-        turn = _Turn(self.catalog, body, provider=provider, model=model)
-        first = open_stream(turn.request())
-        return self._events(turn, first, open_stream)
+    def stream(self, body: dict[str, Any], open_stream: OpenStream) -> Iterator[bytes]:
+        """Open the first stream and read its first event now (errors raise here); return the
+        generator of SSE bytes the view sends."""
+        turn = _Turn(self.catalog, body)
+        events = _Opened(open_stream(turn.request()))
+        return self._events(turn, events, open_stream)
 
-    def _events(self, turn: _Turn, events: Iterable[bytes], open_stream: OpenStream) -> Iterator[bytes]:
+    def _events(self, turn: _Turn, events: _Opened, open_stream: OpenStream) -> Iterator[bytes]:
+        options = turn.body.get("stream_options")
+        relay_usage_chunk = isinstance(options, dict) and options.get("include_usage") is True
         iteration = 1
         try:
             while True:
                 assembled = _StreamedMessage()
                 try:
-                    for data in events:
-                        if data.strip() == DONE:
+                    for event in events:
+                        if not relay_usage_chunk and event.get("choices") == [] and "usage" in event:
                             continue
-                        assembled.feed(data)
-                        yield b"data: " + data + b"\n\n"
+                        assembled.feed(event)
+                        yield b"data: " + json.dumps(event, ensure_ascii=False, separators=(",", ":")).encode() + b"\n\n"
                 finally:
-                    close = getattr(events, "close", None)
-                    if close is not None:
-                        close()
+                    events.close()
                 calls = assembled.tool_calls()
                 if not turn.all_mcp(calls):
                     break
@@ -102,29 +104,50 @@ class AgentLoop:
                     break
                 turn.run_tools(assembled.message(), calls)
                 iteration += 1
-                events = open_stream(turn.request())
+                events = _Opened(open_stream(turn.request()))
         except GatewayError as exc:
             log.warning("MCP agent stream ended early: %s", exc.message)
             yield b"data: " + json.dumps(exc.envelope()).encode() + b"\n\n"
             return
-        yield b"data: [DONE]\n\n"
+        yield DONE_EVENT
+
+
+class _Opened:
+    """A provider stream whose first event has been read (so opening errors surface at once)."""
+
+    def __init__(self, events: Iterable[dict[str, Any]]):
+        self._source = iter(events)
+        try:
+            head = next(self._source)
+        except StopIteration:
+            self._events: Iterator[dict[str, Any]] = iter(())
+        except BaseException:
+            self.close()
+            raise
+        else:
+            self._events = chain((head,), self._source)
+
+    def __iter__(self) -> Iterator[dict[str, Any]]:
+        return (event for event in self._events if isinstance(event, dict))
+
+    def close(self) -> None:
+        close = getattr(self._source, "close", None)
+        if close is not None:
+            close()
 
 
 class _Turn:
     """One client request's conversation as the loop grows it."""
 
-    def __init__(self, catalog: ToolCatalog, body: dict[str, Any], *, provider: str, model: str):
+    def __init__(self, catalog: ToolCatalog, body: dict[str, Any]):
         self.catalog = catalog
         self.body = body
-        self.provider = provider
-        self.model = model
         self.messages: list[Any] = list(body.get("messages") or [])
         client_tools = list(body.get("tools") or [])
         client_names = {_function_name(tool) for tool in client_tools}
         mcp_tools = [tool for tool in catalog.functions() if tool["function"]["name"] not in client_names]
         self.mcp_names = frozenset(tool["function"]["name"] for tool in mcp_tools)
         self.tools = client_tools + mcp_tools
-        self._sender = current_app._get_current_object() if has_app_context() else None
 
     def request(self) -> dict[str, Any]:
         request = {**self.body, "messages": self.messages}
@@ -140,10 +163,6 @@ class _Turn:
 
     def run_tools(self, assistant: dict[str, Any], calls: list[dict[str, Any]]) -> None:
         """Run the calls (concurrently when several) and append the assistant and tool messages."""
-        if self._sender is not None:
-            for call in calls:
-                tool_called.send(self._sender, provider=self.provider, model=self.model, tool_type="mcp",
-                                 tool_name=_call_name(call))
         results: list[ToolResult | None] = [None] * len(calls)
 
         def run(index: int) -> None:
@@ -185,26 +204,28 @@ class _StreamedMessage:
         self.content: list[str] = []
         self.calls: dict[int, dict[str, Any]] = {}
 
-    def feed(self, data: bytes) -> None:
-        try:
-            chunk = json.loads(data)
-        except ValueError:
+    def feed(self, chunk: dict[str, Any]) -> None:
+        choices = chunk.get("choices")
+        if not choices or not isinstance(choices, list) or not isinstance(choices[0], dict):
             return
-        choices = chunk.get("choices") if isinstance(chunk, dict) else None
-        if not choices or not isinstance(choices[0], dict):
+        delta = choices[0].get("delta")
+        if not isinstance(delta, dict):
             return
-        delta = choices[0].get("delta") or {}
-        if delta.get("content"):
-            self.content.append(str(delta["content"]))
-        for part in delta.get("tool_calls") or []:
-            call = self.calls.setdefault(int(part.get("index", 0)), {
-                "id": "", "type": "function", "function": {"name": "", "arguments": ""}})
+        if isinstance(delta.get("content"), str):
+            self.content.append(delta["content"])
+        parts = delta.get("tool_calls")
+        for part in parts if isinstance(parts, list) else ():
+            if not isinstance(part, dict):
+                continue
+            index = part.get("index") if isinstance(part.get("index"), int) else len(self.calls)
+            call = self.calls.setdefault(index, {"id": "", "type": "function",
+                                                 "function": {"name": "", "arguments": ""}})
             if part.get("id"):
                 call["id"] = part["id"]
-            function = part.get("function") or {}
-            if function.get("name") and not call["function"]["name"]:
+            function = part.get("function") if isinstance(part.get("function"), dict) else {}
+            if isinstance(function.get("name"), str) and not call["function"]["name"]:
                 call["function"]["name"] = function["name"]
-            if function.get("arguments"):
+            if isinstance(function.get("arguments"), str):
                 call["function"]["arguments"] += function["arguments"]
 
     def tool_calls(self) -> list[dict[str, Any]]:

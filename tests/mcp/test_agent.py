@@ -43,19 +43,19 @@ def caller(fake: FakeProvider):
 
 
 def opener(fake: FakeProvider):
-    def open_stream(body: dict) -> Iterator[bytes]:
+    """Like the chat module's stream_events: a lazy generator of parsed events, [DONE] ends it."""
+    def open_stream(body: dict) -> Iterator[dict]:
         response = requests.post(fake.url + "/v1/chat/completions", json=body, timeout=10, stream=True)
-        if response.status_code >= 400:
-            raise UpstreamStatus(response.status_code, response.content, response.headers.get("Content-Type"))
-
-        def payloads() -> Iterator[bytes]:
-            try:
-                for line in response.iter_lines():
-                    if line.startswith(b"data: "):
-                        yield line[6:]
-            finally:
-                response.close()
-        return payloads()
+        try:
+            if response.status_code >= 400:
+                raise UpstreamStatus(response.status_code, response.content, response.headers.get("Content-Type"))
+            for line in response.iter_lines():
+                if line == b"data: [DONE]":
+                    break
+                if line.startswith(b"data: "):
+                    yield json.loads(line[6:])
+        finally:
+            response.close()
     return open_stream
 
 
@@ -246,3 +246,22 @@ def test_stream_error_in_a_later_iteration_ends_with_an_error_event(catalog, fak
     payloads = datas(list(AgentLoop(catalog, max_iterations=10).stream({**BODY, "stream": True}, opener(fake_provider))))
     assert "[DONE]" not in payloads
     assert json.loads(payloads[-1])["error"]["type"] == "upstream_error"
+
+
+def test_stream_hides_the_usage_chunk_unless_the_client_asked(catalog, fake_provider):
+    usage = {"id": "u", "choices": [], "usage": {"prompt_tokens": 1, "completion_tokens": 1, "total_tokens": 2}}
+    fake_provider.on("POST", "/v1/chat/completions", sse_reply([*text_stream("hi"), usage]))
+    body = {**BODY, "stream": True}
+    plain = datas(list(AgentLoop(catalog, max_iterations=10).stream(body, opener(fake_provider))))
+    assert not any('"usage"' in p for p in plain)
+    asked = {**body, "stream_options": {"include_usage": True}}
+    with_usage = datas(list(AgentLoop(catalog, max_iterations=10).stream(asked, opener(fake_provider))))
+    assert json.loads(with_usage[-2])["usage"]["total_tokens"] == 2
+
+
+def test_closing_the_stream_closes_the_provider_response(catalog, fake_provider):
+    fake_provider.on("POST", "/v1/chat/completions", sse_reply(text_stream("x" * 10) * 20, delay=0.05))
+    stream = AgentLoop(catalog, max_iterations=10).stream({**BODY, "stream": True}, opener(fake_provider))
+    next(stream)
+    stream.close()  # what gunicorn does when the client hangs up
+    assert fake_provider.aborted.wait(5)

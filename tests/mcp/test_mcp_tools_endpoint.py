@@ -12,7 +12,7 @@ def test_not_exposed_is_a_403_envelope(make_app):
     response = make_app({"MCP_ENABLE": "true"}).test_client().get("/v1/mcp/tools")
     assert response.status_code == 403
     assert response.json == {"error": {
-        "message": "The MCP tools endpoint is not exposed; set MCP_EXPOSE=true to serve it.",
+        "message": "MCP tools endpoint is not exposed. Set MCP_EXPOSE=true to enable.",
         "type": "permission_error", "code": "mcp_not_exposed"}}
 
 
