@@ -26,6 +26,6 @@ def init_app(app: Flask, settings: Settings) -> None:
         app.before_request(catalog.start)
 
 
-def agent() -> AgentLoop:
+def agent_loop() -> AgentLoop:
     """The current app's agent loop (its `.catalog` holds the tools)."""
     return current_app.extensions[EXTENSION_KEY]

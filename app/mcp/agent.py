@@ -4,7 +4,7 @@ The chat view calls it explicitly (it is not middleware) after routing, auth, th
 and the vision check, handing over how to reach the provider as a callable, so this module
 knows nothing of providers:
 
-    loop = app.mcp.agent()
+    loop = app.mcp.agent_loop()
     if loop.applies():                                  # MCP on and at least one tool available
         data = loop.run(body, call_model)               # call_model(body) -> response dict
         events = loop.stream(body, open_stream)         # open_stream(body) -> iterator of parsed
