@@ -72,13 +72,14 @@ def _bare(name: str) -> str:
     return name.removeprefix(PREFIX)
 
 
-@dataclass
+@dataclass(eq=False)
 class ServerLink:
     """One server: its client, whether it answers, its tools, and a way to wake its supervisor."""
 
-    url: str
+    url: str  # as configured; shown only as display_url (no credentials, no query)
     client: MCPClient
     available: bool = False
+    reported_down: bool = False
     tools: tuple[RemoteTool, ...] = ()
     wake: threading.Event = field(default_factory=threading.Event)
 
@@ -110,7 +111,7 @@ class ToolCatalog:
         return bool(self._links)
 
     def available_servers(self) -> tuple[str, ...]:
-        return tuple(link.url for link in self._links if link.available)
+        return tuple(link.client.display_url for link in self._links if link.available)
 
     def tools(self) -> tuple[CatalogTool, ...]:
         return self._snapshot.tools
@@ -133,8 +134,8 @@ class ToolCatalog:
         except MCPError as exc:
             if isinstance(exc, MCPUnreachable):
                 link.wake.set()  # let the supervisor find out at once whether the server is gone
-            log.warning("MCP tool %s failed: %s", name, exc.message)
-            return ToolResult(f"Error: {exc.message}", is_error=True)
+            log.warning("MCP tool %s on %s failed: %s", name, link.client.display_url, exc.message)
+            return ToolResult(f"Error: the tool {name} could not run: {exc.message}", is_error=True)
         if result.is_error:
             return ToolResult(f"Error: {result.text}", is_error=True)
         return result
@@ -149,7 +150,8 @@ class ToolCatalog:
                 return
             self._started = True
             for link in self._links:
-                thread = threading.Thread(target=self._supervise, args=(link,), name=f"mcp {link.url}", daemon=True)
+                thread = threading.Thread(target=self._supervise, args=(link,), daemon=True,
+                                          name=f"mcp {link.client.display_url}")
                 thread.start()
                 self._threads.append(thread)
 
@@ -170,12 +172,14 @@ class ToolCatalog:
                 if not settings.mcp_enable_reconnect:
                     return
             elif not settings.mcp_enable_reconnect:
-                log.error("MCP server %s: giving up (MCP_ENABLE_RECONNECT=false)", link.url)
+                log.error("MCP server %s: giving up (MCP_ENABLE_RECONNECT=false)", link.client.display_url)
                 return
             else:
                 self._stopping.wait(settings.mcp_reconnect_interval)
 
     def _connect(self, link: ServerLink) -> bool:
+        """Up to MCP_MAX_RETRIES attempts with backoff. The first failed round is a warning;
+        while the server stays down, later rounds are logged at debug level only."""
         settings = self._settings
         attempts = max(1, settings.mcp_max_retries)
         for attempt in range(1, attempts + 1):
@@ -183,15 +187,21 @@ class ToolCatalog:
                 link.client.initialize()
                 tools = link.client.list_tools()
             except MCPError as exc:
-                log.warning("MCP server %s: connection attempt %d/%d failed: %s", link.url, attempt, attempts,
-                            exc.message)
-                if attempt < attempts:
-                    backoff = min(settings.mcp_initial_backoff * 2 ** (attempt - 1), settings.mcp_retry_interval)
-                    if self._stopping.wait(backoff):
-                        return False
+                log.debug("MCP server %s: attempt %d/%d failed: %s", link.client.display_url, attempt, attempts,
+                          exc.message)
+                if attempt == attempts:
+                    if not link.reported_down:
+                        link.reported_down = True
+                        log.warning("MCP server %s is unavailable (%s); retrying every %gs",
+                                    link.client.display_url, exc.message, settings.mcp_reconnect_interval)
+                    return False
+                backoff = min(settings.mcp_initial_backoff * 2 ** (attempt - 1), settings.mcp_retry_interval)
+                if self._stopping.wait(backoff):
+                    return False
                 continue
+            link.reported_down = False
             self._update(link, available=True, tools=tools)
-            log.info("MCP server %s: connected, %d tools", link.url, len(tools))
+            log.info("MCP server %s: connected, %d tools", link.client.display_url, len(tools))
             return True
         return False
 
@@ -207,11 +217,12 @@ class ToolCatalog:
             try:
                 tools = link.client.list_tools(timeout=settings.mcp_polling_timeout)
             except MCPError as exc:
-                log.warning("MCP server %s: unavailable (%s); reconnecting", link.url, exc.message)
+                log.warning("MCP server %s stopped answering (%s); reconnecting", link.client.display_url,
+                            exc.message)
                 self._update(link, available=False, tools=())
                 return
             if not settings.mcp_disable_healthcheck_logs:
-                log.info("MCP server %s: healthy, %d tools", link.url, len(tools))
+                log.info("MCP server %s: healthy, %d tools", link.client.display_url, len(tools))
             if tuple(tools) != link.tools:
                 self._update(link, available=True, tools=tools)
 
@@ -231,10 +242,10 @@ class ToolCatalog:
                     continue
                 name = PREFIX + remote.name
                 if name in by_name:
-                    log.warning("MCP tool %s of %s ignored: %s offers it too", remote.name, link.url,
-                                by_name[name][1].url)
+                    log.warning("MCP tool %s of %s ignored: %s offers it too", remote.name,
+                                link.client.display_url, by_name[name][1].client.display_url)
                     continue
-                by_name[name] = (CatalogTool(name, remote.name, remote.description, remote.input_schema, link.url),
-                                 link)
+                by_name[name] = (CatalogTool(name, remote.name, remote.description, remote.input_schema,
+                                             link.client.display_url), link)
         tools = tuple(tool for tool, _ in by_name.values())
         return _Snapshot(tools, tuple(tool.as_function() for tool in tools), by_name)

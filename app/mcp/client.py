@@ -32,6 +32,7 @@ import threading
 from collections.abc import Iterator
 from dataclasses import dataclass
 from typing import Any
+from urllib.parse import urlsplit, urlunsplit
 
 import requests
 from requests.adapters import HTTPAdapter
@@ -72,6 +73,7 @@ class MCPClient:
 
     def __init__(self, url: str, *, connect_timeout: float, request_timeout: float, pool_size: int = 32):
         self.url = url
+        self.display_url = display_url(url)
         self._connect_timeout = connect_timeout
         self._request_timeout = request_timeout
         self._http = requests.Session()
@@ -174,14 +176,14 @@ class MCPClient:
                                        timeout=(self._connect_timeout, timeout), stream=True,
                                        allow_redirects=False)
         except requests.RequestException as exc:
-            raise MCPUnreachable(f"MCP server {self.url} did not answer: {type(exc).__name__}") from None
+            raise MCPUnreachable(f"the MCP server did not answer ({type(exc).__name__})") from None
         if response.status_code == 404 and had_session:
             response.close()
-            raise _SessionExpired(f"MCP server {self.url} no longer knows the session")
+            raise _SessionExpired("the MCP server no longer knows the session")
         if response.status_code >= 400:
             response.close()
             error = MCPUnreachable if response.status_code >= 500 else MCPError
-            raise error(f"MCP server {self.url} answered HTTP {response.status_code} to {message.get('method')}")
+            raise error(f"the MCP server answered HTTP {response.status_code} to {message.get('method')}")
         return response
 
     def _result_of(self, response: requests.Response, request_id: int) -> dict[str, Any]:
@@ -197,20 +199,31 @@ class MCPClient:
                     if isinstance(item, dict) and item.get("id") == request_id:
                         if "error" in item:
                             error = item["error"] if isinstance(item["error"], dict) else {}
-                            raise MCPError(f"MCP server {self.url}: {error.get('message', 'error')}")
+                            raise MCPError(f"the MCP server answered error {error.get('code')}: "
+                                           f"{error.get('message', '')}")
                         result = item.get("result")
                         return result if isinstance(result, dict) else {}
         except requests.RequestException as exc:
-            raise MCPUnreachable(f"MCP server {self.url} broke off its answer: {type(exc).__name__}") from None
+            raise MCPUnreachable(f"the MCP server broke off its answer ({type(exc).__name__})") from None
         except ValueError:
-            raise MCPError(f"MCP server {self.url} sent a body that is not JSON-RPC") from None
+            raise MCPError("the MCP server sent a body that is not JSON-RPC") from None
         finally:
             response.close()
-        raise MCPError(f"MCP server {self.url} sent no response to request {request_id}")
+        raise MCPError(f"the MCP server sent no response to request {request_id}")
 
 
 class _SessionExpired(MCPError):
     pass
+
+
+def display_url(url: str) -> str:
+    """The URL without credentials or query (which may carry a token), for logs and listings."""
+    parts = urlsplit(url)
+    host = parts.hostname or ""
+    if ":" in host:
+        host = f"[{host}]"
+    netloc = f"{host}:{parts.port}" if parts.port else host
+    return urlunsplit((parts.scheme, netloc, parts.path, "", ""))
 
 
 def _sse_messages(response: requests.Response) -> Iterator[Any]:

@@ -61,9 +61,10 @@ def test_tools_appear_in_the_background_as_openai_functions(make_catalog, mcp_se
 
 
 def test_calls_run_on_the_server_and_failures_are_readable_results(make_catalog, mcp_server):
-    catalog = make_catalog(MCP_SERVERS=mcp_server.url)
+    catalog = make_catalog(MCP_SERVERS=mcp_server.url + "?token=s3cret")
     catalog.start()
     eventually(catalog.tools)
+    assert {tool.server for tool in catalog.tools()} == {mcp_server.url}  # the token is never shown
     assert catalog.call("mcp_add", {"a": 3, "b": 4}).text == "7"
     failed = catalog.call("mcp_explode", {"reason": "x"})
     assert failed.is_error and failed.text.startswith("Error: ")

@@ -6,7 +6,7 @@ import json
 
 import pytest
 
-from app.mcp.client import MCPClient, MCPError, MCPUnreachable
+from app.mcp.client import MCPClient, MCPError, MCPUnreachable, display_url
 from tests.support.fake_provider import FakeProvider, Reply, json_reply
 from tests.support.live_gateway import free_port
 
@@ -95,3 +95,8 @@ def test_a_json_rpc_error_is_an_mcp_error(fake_provider):
     client = client_for(fake_provider.url + "/mcp")
     with pytest.raises(MCPError, match="nope"):
         client.call_tool("anything", {})
+
+
+def test_display_url_drops_credentials_and_query():
+    assert display_url("https://user:pw@mcp.example:8443/mcp?token=s3cret") == "https://mcp.example:8443/mcp"
+    assert display_url("http://127.0.0.1/mcp") == "http://127.0.0.1/mcp"
