@@ -7,7 +7,7 @@ import json
 import pytest
 
 from app.mcp.client import MCPClient, MCPError, MCPUnreachable, display_url
-from tests.support.fake_provider import FakeProvider, Reply, json_reply
+from tests.mcp.fake_mcp import fake_mcp_server
 from tests.support.live_gateway import free_port
 
 
@@ -48,29 +48,6 @@ def test_a_server_that_is_down_is_unreachable():
     client = client_for(f"http://127.0.0.1:{free_port()}/mcp")
     with pytest.raises(MCPUnreachable):
         client.initialize()
-
-
-def fake_mcp_server(fake: FakeProvider, *, tools_pages: list[list[str]]) -> None:
-    """Plays an MCP server at the JSON-RPC level with plain JSON answers and paged tools/list."""
-
-    def answer(request) -> Reply:
-        message = request.json()
-        method = message.get("method")
-        if "id" not in message:
-            return Reply(status=202)
-        if method == "initialize":
-            return json_reply({"jsonrpc": "2.0", "id": message["id"], "result": {
-                "protocolVersion": "2025-03-26", "capabilities": {"tools": {}},
-                "serverInfo": {"name": "fake", "version": "1"}}}, headers={"Mcp-Session-Id": "s-123"})
-        if method == "tools/list":
-            page = int((message.get("params") or {}).get("cursor") or 0)
-            result = {"tools": [{"name": n, "inputSchema": {"type": "object"}} for n in tools_pages[page]]}
-            if page + 1 < len(tools_pages):
-                result["nextCursor"] = str(page + 1)
-            return json_reply({"jsonrpc": "2.0", "id": message["id"], "result": result})
-        return json_reply({"jsonrpc": "2.0", "id": message["id"], "error": {"code": -32601, "message": "nope"}})
-
-    fake.on("POST", "/mcp", answer)
 
 
 def test_follows_the_transport_json_answers_paging_and_headers(fake_provider):
