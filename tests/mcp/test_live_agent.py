@@ -183,3 +183,9 @@ def test_a_server_down_at_start_gets_its_tools_to_the_model_later(shared_fake, l
     after = requests.post(gateway.url + CHAT, json=body, timeout=20).json()
     assert after["choices"][0]["message"]["content"] == "results: 3"
     assert "mcp_add" in [t["function"]["name"] for t in fake.requests[0].json()["tools"]]
+
+
+def test_a_provider_error_on_a_stream_passes_through_with_its_status(sdk, fake):
+    fake.on("POST", CHAT, json_reply({"error": {"message": "slow down", "type": "rate"}}, status=429))
+    with pytest.raises(openai.RateLimitError, match="slow down"):
+        list(sdk.chat.completions.create(model="openai/gpt-4o", messages=USER, stream=True))
