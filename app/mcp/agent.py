@@ -109,6 +109,11 @@ class AgentLoop:
             log.warning("MCP agent stream ended early: %s", exc.message)
             yield b"data: " + json.dumps(exc.envelope()).encode() + b"\n\n"
             return
+        except Exception:
+            log.exception("MCP agent stream failed")
+            error = GatewayError("The stream failed inside the gateway.", code="internal_error")
+            yield b"data: " + json.dumps(error.envelope()).encode() + b"\n\n"
+            return
         yield DONE_EVENT
 
 
