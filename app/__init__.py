@@ -22,9 +22,9 @@ def create_app(overrides: Mapping[str, str] | None = None) -> Flask:
     """
     from flask import Flask, g, request
 
-    from app import request_preview, telemetry
+    from app import mcp, request_preview, telemetry
     from app.access_log import REQUEST_ID_ENVIRON_KEY, AccessLog, request_id_from
-    from app.api import chat, health, models, proxy, spec
+    from app.api import chat, health, mcp_tools, models, proxy, spec
     from app.auth import guard
     from app.config import Settings, environment_with_dotenv
     from app.errors import register_error_handlers
@@ -52,10 +52,13 @@ def create_app(overrides: Mapping[str, str] | None = None) -> Flask:
     ).init_app(app)
     guard.init_app(app)  # before any other before_request hook: later ones may read the subject
 
+    mcp.init_app(app, settings)
+
     app.register_blueprint(health.bp)
     app.register_blueprint(spec.bp)
     app.register_blueprint(models.bp)
     app.register_blueprint(chat.bp)
+    app.register_blueprint(mcp_tools.bp)
     app.register_blueprint(proxy.bp)
 
     @app.before_request

@@ -8,6 +8,8 @@ from __future__ import annotations
 from flask import Blueprint, Response, request
 
 from app import completions
+from app.mcp import agent_loop
+from app.mcp import chat as mcp_chat
 from app.schemas import check, json_object
 from app.schemas.chat import CHAT, COMPLETION, EMBEDDING
 
@@ -18,6 +20,8 @@ bp = Blueprint("chat", __name__)
 def chat_completions() -> Response:
     payload = json_object(request)
     check(CHAT, payload)
+    if agent_loop().applies():  # MCP on and tools available: the gateway runs the model's MCP calls
+        return mcp_chat.forward(payload)
     return completions.forward(completions.CHAT, payload)
 
 
