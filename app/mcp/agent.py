@@ -40,6 +40,7 @@ from typing import Any
 from app.errors import GatewayError
 from app.mcp.catalog import ToolCatalog
 from app.mcp.client import ToolResult
+from app.providers.transport import waiting_for_providers
 
 log = logging.getLogger("gateway.mcp")
 
@@ -173,14 +174,15 @@ class _Turn:
         def run(index: int) -> None:
             results[index] = self._run_one(calls[index])
 
-        if len(calls) == 1:
-            run(0)
-        else:
-            threads = [threading.Thread(target=run, args=(i,), daemon=True) for i in range(len(calls))]
-            for thread in threads:
-                thread.start()
-            for thread in threads:
-                thread.join()
+        with waiting_for_providers():  # tool servers are outside the gateway, like providers
+            if len(calls) == 1:
+                run(0)
+            else:
+                threads = [threading.Thread(target=run, args=(i,), daemon=True) for i in range(len(calls))]
+                for thread in threads:
+                    thread.start()
+                for thread in threads:
+                    thread.join()
         self.messages.append(assistant)
         for call, result in zip(calls, results, strict=True):
             text = result.text if result is not None else "Error: the tool did not run."

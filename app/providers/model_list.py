@@ -30,6 +30,7 @@ from app.errors import GatewayError
 from app.providers.model_entries import Entry
 from app.providers.provider import Provider
 from app.providers.routing import ModelPolicy
+from app.providers.transport import waiting_for_providers
 
 EXTENSION_KEY = "model_lists"
 # Beyond the timeouts themselves, before a provider that has not answered is given up on.
@@ -68,7 +69,8 @@ class ModelLists:
             executor = ThreadPoolExecutor(max_workers=len(missing), thread_name_prefix="models")
             try:
                 futures = {executor.submit(self._fetch, p): p for p in missing}
-                wait(futures, timeout=self.budget)
+                with waiting_for_providers():
+                    wait(futures, timeout=self.budget)
             finally:
                 executor.shutdown(wait=False, cancel_futures=True)  # a straggler finishes (and caches) alone
             for future, provider in futures.items():
