@@ -43,6 +43,7 @@ if _settings.server_tls_cert_path:
 # The app writes its own access line (with the request id); gunicorn logs its own events in the
 # same format.
 accesslog = None
+logger_class = "app.server_log.GatewayServerLogger"
 errorlog = "-"
 _formatter = "app.logs.TextFormatter" if _settings.development else "app.logs.JsonFormatter"
 logconfig_dict = {
