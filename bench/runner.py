@@ -489,9 +489,17 @@ def mean_rps(result: dict | None, mode: str, connections: int) -> float | None:
     return statistics.fmean(values) if values else None
 
 
+def mean_cpu(result: dict | None, mode: str, connections: int) -> float | None:
+    if not result or not result.get("runs"):
+        return None
+    values = [r["cpu_ms_per_request"] for i in range(len(result["runs"]))
+              if (r := row_of(result, i, mode, connections)) and r["cpu_ms_per_request"]]
+    return statistics.fmean(values) if values else None
+
+
 def ratios(data: dict) -> dict:
     res = data["results"]
-    out: dict = {"vs_minimal": {}, "vs_litellm": {}}
+    out: dict = {"vs_minimal": {}, "vs_litellm": {}, "cpu_vs_minimal": {}, "cpu_vs_litellm": {}}
     gw = res.get("gateway")
     for mode in MODES:
         for c in CONCURRENCIES:
@@ -500,6 +508,8 @@ def ratios(data: dict) -> dict:
             for other, slot in (("minimal", "vs_minimal"), ("litellm", "vs_litellm")):
                 o = mean_rps(res.get(other), mode, c)
                 out[slot][key] = g / o if g and o else None
+                gc, oc = mean_cpu(gw, mode, c), mean_cpu(res.get(other), mode, c)
+                out[f"cpu_{slot}"][key] = gc / oc if gc and oc else None
     if gw and res.get("mock") and gw.get("ttfb") and res["mock"].get("ttfb"):
         out["first_byte_overhead_ms"] = [g["p50_ms"] - d["p50_ms"] for g, d in zip(gw["ttfb"], res["mock"]["ttfb"])]
     for name in ("minimal", "litellm"):
@@ -565,11 +575,16 @@ def render(data: dict) -> str:
                f"chunk + [DONE] with no delay."), ""]
     lines += ["## Targets", "", "| target | measured | verdict |", "|---|---|---|"]
     lines += [f"| {a} | {b} | {c} |" for a, b, c in verdicts(data, r)]
-    lines += ["", "## Ratios (mean of the two runs' RPS)", "", "| | gateway / minimal | gateway / LiteLLM |", "|---|---|---|"]
+    lines += ["", "## Ratios (mean of the two runs)", "",
+              ("RPS ratios are what the targets are about; CPU per request (lower is better) is the same comparison "
+               "seen through the figure a busy machine moves least."), "",
+              "| | RPS gateway / minimal | RPS gateway / LiteLLM | CPU per request gateway / minimal | CPU per request gateway / LiteLLM |",
+              "|---|---|---|---|---|"]
     for mode in MODES:
         for c in CONCURRENCIES:
             k = f"{mode} c{c}"
-            lines.append(f"| {k} | {fmt(r['vs_minimal'].get(k), 'x')} | {fmt(r['vs_litellm'].get(k), 'x')} |")
+            lines.append(f"| {k} | {fmt(r['vs_minimal'].get(k), 'x')} | {fmt(r['vs_litellm'].get(k), 'x')} | "
+                         f"{fmt(r['cpu_vs_minimal'].get(k), 'x')} | {fmt(r['cpu_vs_litellm'].get(k), 'x')} |")
     lines.append("")
     for name in ("gateway", "minimal", "litellm"):
         key = "first_byte_overhead_ms" if name == "gateway" else f"{name}_first_byte_overhead_ms"
@@ -622,8 +637,10 @@ def render(data: dict) -> str:
                 for p in points:
                     lines.append(f"| {res[name]['label'] if name in res else name} | {i} | {p['requests']:,} | "
                                  f"{p['rss_mb']:.1f} | {p['pss_mb']:.1f} |")
-    if data.get("profile"):
-        lines += ["", "## Profile", "", data["profile"]]
+    profile = BENCH / "PROFILE.md"
+    if profile.exists():
+        lines += ["", "## Profile", "", ("Where the gateway spends its time, and what to fix: [PROFILE.md](PROFILE.md) "
+                                          "(py-spy, kept by hand; `bash bench/profile.sh` takes a new one).")]
     lines += ["", "## Versions", ""] + [f"- {k}: {v}" for k, v in data["versions"].items()]
     lines += ["", "## Commands", "", "```"] + data["commands"] + ["```", ""]
     return "\n".join(lines)
@@ -642,6 +659,7 @@ def summary(data: dict) -> str:
         lines.append(f"{name + ' RPS':<22}" + "".join(f"{fmt(mean_rps(result, m, c), '', 0):>16}" for m in MODES for c in CONCURRENCIES))
     lines.append(f"{'gateway/minimal':<22}" + "".join(f"{fmt(r['vs_minimal'].get(f'{m} c{c}'), 'x'):>16}" for m in MODES for c in CONCURRENCIES))
     lines.append(f"{'gateway/LiteLLM':<22}" + "".join(f"{fmt(r['vs_litellm'].get(f'{m} c{c}'), 'x'):>16}" for m in MODES for c in CONCURRENCIES))
+    lines.append(f"{'CPU/req gw/minimal':<22}" + "".join(f"{fmt(r['cpu_vs_minimal'].get(f'{m} c{c}'), 'x'):>16}" for m in MODES for c in CONCURRENCIES))
     lines.append("")
     for target, measured, verdict in verdicts(data, r):
         lines.append(f"  [{verdict.strip('*'):>12}] {target}: {measured}")
@@ -671,6 +689,7 @@ def main() -> int:
 
     if args.render:
         data = json.loads(Path(args.render).read_text())
+        data["report"] = args.results
         Path(args.results).write_text(render(data))
         print(summary(data))
         return 0
