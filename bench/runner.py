@@ -542,7 +542,7 @@ def verdicts(data: dict, r: dict) -> list[tuple[str, str, str]]:
             v = r["vs_litellm"].get(f"{mode} c{c}")
             rows.append((f">= {need:g}x LiteLLM RPS, {mode} c{c}", fmt(v, "x"), judge(None if v is None else v >= need)))
     gw = data["results"].get("gateway")
-    idle = [i["pss_mb"] for i in gw["idle"]] if gw else []
+    idle = [i["pss_mb"] for i in gw.get("idle", [])] if gw else []
     rows.append((f"idle PSS of the gateway (2 workers) <= {TARGETS['idle_pss_mb']:g} MB",
                  " / ".join(fmt(x, " MB") for x in idle) if idle else "n/a",
                  judge(None if not idle else max(idle) <= TARGETS["idle_pss_mb"])))
@@ -686,6 +686,12 @@ def main() -> int:
     parser.add_argument("--render", metavar="JSON", help="only write RESULTS.md from a saved results.json")
     parser.add_argument("--results", default=str(BENCH / "RESULTS.md"))
     args = parser.parse_args()
+
+    def stop_cleanly(signum: int, _frame: object) -> None:
+        raise SystemExit(128 + signum)  # unwinds through every `finally`, which stops what we started
+
+    signal.signal(signal.SIGTERM, stop_cleanly)
+    signal.signal(signal.SIGINT, stop_cleanly)  # also when started in the background, where SIGINT is ignored
 
     if args.render:
         data = json.loads(Path(args.render).read_text())
