@@ -23,13 +23,15 @@ def create_app(overrides: Mapping[str, str] | None = None) -> Flask:
     from flask import Flask, g, request
 
     from app.access_log import REQUEST_ID_ENVIRON_KEY, AccessLog, request_id_from
-    from app.api import health
+    from app.api import chat, health, models, proxy, spec
+    from app.auth import guard
     from app.config import Settings, environment_with_dotenv
     from app.errors import register_error_handlers
-    from app.extensions import GatewayState
+    from app.extensions import GatewayState, limiter
     from app.logs import configure_logging
     from app.providers.provider import Providers
     from app.providers.routing import ModelPolicy
+    from app.rate_limits import RateLimits
 
     environ = environment_with_dotenv()
     environ.update(overrides or {})
@@ -47,13 +49,20 @@ def create_app(overrides: Mapping[str, str] | None = None) -> Flask:
         providers=Providers(settings),
         model_policy=ModelPolicy(settings.allowed_models, settings.disallowed_models),
     ).init_app(app)
+    guard.init_app(app)  # before any other before_request hook: later ones may read the subject
 
     app.register_blueprint(health.bp)
+    app.register_blueprint(spec.bp)
+    app.register_blueprint(models.bp)
+    app.register_blueprint(chat.bp)
+    app.register_blueprint(proxy.bp)
 
     @app.before_request
     def remember_request_id() -> None:
         g.request_id = request.environ.get(REQUEST_ID_ENVIRON_KEY) or request_id_from(None)
 
+    if settings.rate_limit_enable:  # after auth's hook: the limit counts the subject auth names
+        RateLimits(settings).init_app(app, limiter)
     register_error_handlers(app)
     app.wsgi_app = AccessLog(app.wsgi_app)
     return app

@@ -154,18 +154,19 @@ class Settings:
 
     # auth
     auth_enable: bool = setting("AUTH_ENABLE", "false", "Require a credential (OIDC JWT or API key) on every route but GET /health.", section="auth")
-    auth_oidc_issuer: str = setting("AUTH_OIDC_ISSUER", "http://keycloak:8080/realms/inference-gateway-realm", "OIDC issuer URL; discovery at <issuer>/.well-known/openid-configuration.", section="auth")
+    auth_oidc_issuer: str = setting("AUTH_OIDC_ISSUER", "http://keycloak:8080/realms/inference-gateway-realm", "OIDC issuer URL; discovery at <issuer>/.well-known/openid-configuration (fetched on the first token, not at start-up). Empty turns OIDC off (API keys only).", section="auth")
     auth_oidc_client_id: str = setting("AUTH_OIDC_CLIENT_ID", "inference-gateway-client", "OIDC client ID; tokens must carry it in `aud`.", section="auth", secret=True)
     auth_oidc_client_secret: str = setting("AUTH_OIDC_CLIENT_SECRET", "", "OIDC client secret (not needed to validate tokens).", section="auth", secret=True)
     auth_api_keys: CommaList = setting("AUTH_API_KEYS", "", "Comma-separated static API keys accepted as `Authorization: Bearer <key>` or `x-api-key`.", section="auth", secret=True)
-    auth_api_keys_file: str = setting("AUTH_API_KEYS_FILE", "", "File with one API key per line.", section="auth")
+    auth_api_keys_file: str = setting("AUTH_API_KEYS_FILE", "", "File with one API key per line; blank lines and `#` comments are ignored. Must be readable when AUTH_ENABLE=true.", section="auth")
 
     # rate limits
     rate_limit_enable: bool = setting("RATE_LIMIT_ENABLE", "false", "Limit requests (and tokens) per subject.", section="rate_limit")
-    rate_limit_default: str = setting("RATE_LIMIT_DEFAULT", "60/minute;1000/hour", "Request limits per subject, flask-limiter syntax, `;`-separated.", section="rate_limit")
-    rate_limit_storage_uri: str = setting("RATE_LIMIT_STORAGE_URI", "memory://", "`memory://` counts per worker process; `redis://host:6379/0` shares limits across workers and hosts.", section="rate_limit")
-    rate_limit_fail_open: bool = setting("RATE_LIMIT_FAIL_OPEN", "true", "When the limit storage is unreachable: true serves and logs loudly, false answers 503.", section="rate_limit")
-    rate_limit_tokens_per_minute: int = setting("RATE_LIMIT_TOKENS_PER_MINUTE", "0", "Tokens per subject per minute, charged with each completion's real usage; 0 turns it off.", section="rate_limit")
+    rate_limit_default: str = setting("RATE_LIMIT_DEFAULT", "60/minute;1000/hour", "Request limits per subject over every route but /health, flask-limiter syntax, `;`-separated (e.g. `60/minute;1000/hour`); empty for none.", section="rate_limit")
+    rate_limit_storage_uri: str = setting("RATE_LIMIT_STORAGE_URI", "memory://", "`memory://` counts per worker process (N workers allow N times the limit); `redis://host:6379/0` shares limits exactly across every worker and host.", section="rate_limit")
+    rate_limit_fail_open: bool = setting("RATE_LIMIT_FAIL_OPEN", "true", "When the limit storage is unreachable: true serves without limits and logs an error (at most every 10 s per worker), false answers 503.", section="rate_limit")
+    rate_limit_tokens_per_minute: int = setting("RATE_LIMIT_TOKENS_PER_MINUTE", "0", "Tokens per subject per minute, charged with each completion's real usage (streams too); once used up, requests are refused until the minute ends. 0 turns it off.", section="rate_limit")
+    rate_limit_key_prefix: str = setting("RATE_LIMIT_KEY_PREFIX", "inference-gateway", "Prefix of every rate-limit key in the storage, so deployments (or test runs) can share one Redis without sharing counters.", section="rate_limit")
     trusted_proxies: CommaList = setting("TRUSTED_PROXIES", "", "Comma-separated proxy addresses or CIDRs whose X-Forwarded-For is honoured.", section="rate_limit")
 
     # server
@@ -224,11 +225,23 @@ class Settings:
             raise ConfigError(f"invalid CLIENT_TLS_MIN_VERSION={self.client_tls_min_version!r}: expected TLS12 or TLS13")
         if bool(self.server_tls_cert_path) != bool(self.server_tls_key_path):
             raise ConfigError("invalid SERVER_TLS_CERT_PATH/SERVER_TLS_KEY_PATH: set both or neither")
+        if self.auth_enable:
+            self.check_auth()
         for name in ("web_concurrency", "worker_connections", "client_max_idle_conns",
                      "client_max_idle_conns_per_host", "server_port"):
             if getattr(self, name) < 1:
                 env = next(f.metadata["env"] for f in declared_fields() if f.name == name)
                 raise ConfigError(f"invalid {env}={getattr(self, name)!r}: must be at least 1")
+
+    def check_auth(self) -> None:
+        issuer = self.auth_oidc_issuer.strip()
+        if issuer and not issuer.startswith(("http://", "https://")):
+            raise ConfigError(f"invalid AUTH_OIDC_ISSUER={issuer!r}: expected an http:// or https:// URL")
+        if not issuer and not self.auth_api_keys and not self.auth_api_keys_file:
+            raise ConfigError("invalid AUTH_ENABLE=true: set AUTH_OIDC_ISSUER, AUTH_API_KEYS or AUTH_API_KEYS_FILE")
+        path = self.auth_api_keys_file
+        if path and not (os.path.isfile(path) and os.access(path, os.R_OK)):
+            raise ConfigError(f"invalid AUTH_API_KEYS_FILE={path!r}: not a readable file")
 
     @property
     def development(self) -> bool:

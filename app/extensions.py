@@ -10,12 +10,21 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from flask import Flask, current_app
+from flask_limiter import Limiter
 
 from app.config import Settings
 from app.providers.provider import Providers
 from app.providers.routing import ModelPolicy
+from app.rate_limits import limit_key, request_limits
 
 EXTENSION_KEY = "gateway"
+
+# Rate limits, bound by app.rate_limits.RateLimits.init_app when RATE_LIMIT_ENABLE is true. A
+# worker serves one app, so the limiter's storage is that app's (the last one bound). Limits are
+# one per-subject counter over all routes (application limits). swallow_errors and the in-memory
+# fallback stay off: RATE_LIMIT_FAIL_OPEN alone decides what an unreachable storage means.
+limiter = Limiter(key_func=limit_key, application_limits=[request_limits], strategy="fixed-window",
+                  headers_enabled=False, swallow_errors=False, in_memory_fallback_enabled=False)
 
 
 @dataclass

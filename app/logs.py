@@ -1,75 +1,87 @@
 """Log formatting: one JSON object per line, or readable text in development; secrets redacted.
 
-`configure_logging(settings)` installs one stderr handler on the `gateway` logger. Every record
-passes `RedactSecrets`, which replaces any configured secret (provider keys, API keys, client
-secrets) in the rendered message with `[REDACTED]`, so a secret that slips into a message or an
-exception text still never reaches the log.
+`configure_logging(...)` installs one stderr handler on the `gateway` logger. The handler
+redacts every configured secret (provider keys, API keys, client secrets) from each finished
+line — message, extra fields and traceback alike — so a secret that slips into a message or an
+exception text never reaches the log. Formatting is on every request's path (the access line),
+so it is kept cheap: one dict, one `json.dumps`, one regex scan.
 """
 
 from __future__ import annotations
 
 import json
 import logging
+import re
 import sys
 import time
 from collections.abc import Iterable
+from typing import Any
 
 # Attributes every LogRecord has; anything else was passed with `extra=` and is logged as a field.
-_STANDARD = set(vars(logging.LogRecord("", 0, "", 0, "", None, None))) | {"message", "asctime"}
+_STANDARD = frozenset(vars(logging.LogRecord("", 0, "", 0, "", None, None))) | {"message", "asctime"}
+
+
+def _extras(record: logging.LogRecord) -> dict[str, Any]:
+    found = record.__dict__
+    return {k: found[k] for k in found.keys() - _STANDARD if not k.startswith("_")}
 
 
 class JsonFormatter(logging.Formatter):
+    _second = -1
+    _stamp = ""
+
+    def _time(self, created: float) -> str:
+        second = int(created)
+        if second != self._second:  # strftime once a second, not once a line
+            self._stamp = time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime(second))
+            self._second = second
+        return f"{self._stamp}.{int((created - second) * 1000):03d}Z"
+
     def format(self, record: logging.LogRecord) -> str:
         entry = {
-            "time": time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime(record.created)) + f".{int(record.msecs):03d}Z",
+            "time": self._time(record.created),
             "level": record.levelname.lower(),
             "logger": record.name,
             "message": record.getMessage(),
         }
-        entry.update({k: v for k, v in vars(record).items() if k not in _STANDARD and not k.startswith("_")})
-        if record.exc_info or record.exc_text:
-            entry["exception"] = record.exc_text or self.formatException(record.exc_info)
+        entry.update(_extras(record))
+        if record.exc_info:
+            entry["exception"] = self.formatException(record.exc_info)
         return json.dumps(entry, default=str)
 
 
 class TextFormatter(logging.Formatter):
     def format(self, record: logging.LogRecord) -> str:
-        extras = " ".join(f"{k}={v}" for k, v in vars(record).items() if k not in _STANDARD and not k.startswith("_"))
+        extras = " ".join(f"{k}={v}" for k, v in sorted(_extras(record).items()))
         line = f"{time.strftime('%H:%M:%S', time.localtime(record.created))} {record.levelname:<7} {record.name}: {record.getMessage()}"
         if extras:
             line += f"  [{extras}]"
-        if record.exc_info or record.exc_text:
-            line += "\n" + (record.exc_text or self.formatException(record.exc_info))
+        if record.exc_info:
+            line += "\n" + self.formatException(record.exc_info)
         return line
 
 
-class RedactSecrets(logging.Filter):
+class Redactor:
+    """Replaces each secret (as written, and as JSON escapes it) with `[REDACTED]`."""
+
     def __init__(self, secrets: Iterable[str]):
-        super().__init__()
-        self.secrets = sorted({s for s in secrets if s}, key=len, reverse=True)
+        forms = {form for secret in secrets if secret for form in (secret, json.dumps(secret)[1:-1])}
+        ordered = sorted(forms, key=len, reverse=True)
+        self._pattern = re.compile("|".join(map(re.escape, ordered))) if ordered else None
 
-    def redact(self, text: str) -> str:
-        for secret in self.secrets:
-            text = text.replace(secret, "[REDACTED]")
-        return text
-
-    def filter(self, record: logging.LogRecord) -> bool:
-        if self.secrets:
-            record.msg, record.args = self.redact(record.getMessage()), None
-            if record.exc_info and record.exc_info[1] is not None:
-                record.exc_text = self.redact(logging.Formatter().formatException(record.exc_info))
-                record.exc_info = None
-            for key, value in list(vars(record).items()):
-                if key not in _STANDARD and isinstance(value, str):
-                    setattr(record, key, self.redact(value))
-        return True
+    def __call__(self, text: str) -> str:
+        return self._pattern.sub("[REDACTED]", text) if self._pattern else text
 
 
 class StderrHandler(logging.StreamHandler):
     """Writes to whatever sys.stderr is at the time of the record (test capture swaps it)."""
 
-    def __init__(self) -> None:
+    def __init__(self, redact: Redactor) -> None:
         super().__init__(sys.stderr)
+        self.redact = redact
+
+    def format(self, record: logging.LogRecord) -> str:
+        return self.redact(super().format(record))
 
     @property
     def stream(self):  # type: ignore[override]
@@ -81,9 +93,8 @@ class StderrHandler(logging.StreamHandler):
 
 
 def configure_logging(*, development: bool, level: str, secrets: Iterable[str]) -> None:
-    handler = StderrHandler()
+    handler = StderrHandler(Redactor(secrets))
     handler.setFormatter(TextFormatter() if development else JsonFormatter())
-    handler.addFilter(RedactSecrets(secrets))
     logger = logging.getLogger("gateway")
     logger.handlers[:] = [handler]
     logger.setLevel(level.upper() if level.upper() in logging._nameToLevel else "INFO")

@@ -83,11 +83,22 @@ class Provider:
         return transport.send(self.session, method, self.url(path), provider=self.id, headers=merged,
                               params=params, stream=stream, timeout=self.timeout, **kwargs)
 
-    def iter_body(self, response: requests.Response) -> Iterator[bytes]:
-        return transport.iter_body(response, provider=self.id)
+    def iter_body(self, response: requests.Response, *, decode: bool = True) -> Iterator[bytes]:
+        return transport.iter_body(response, provider=self.id, decode=decode)
 
     def read_body(self, response: requests.Response) -> bytes:
         return transport.read_body(response, provider=self.id)
+
+    def list_models(self) -> list[dict[str, Any]]:
+        """This provider's models as gateway entries (`model_entries`); raises UpstreamError subclasses.
+
+        The OpenAI list shape by default; a provider with its own shape has a `quirks.MODEL_LISTS` entry.
+        """
+        # imported here: quirk modules may import this module
+        from app.providers.model_entries import openai_models
+        from app.providers.quirks import MODEL_LISTS
+
+        return MODEL_LISTS.get(self.id, openai_models)(self)
 
 
 def _as_pairs(params: Any) -> Iterator[tuple[str, str]]:

@@ -63,14 +63,17 @@ def send(session: requests.Session, method: str, url: str, *, provider: str, **k
         raise UpstreamError(f"Request to provider {provider} failed.") from None
 
 
-def iter_body(response: requests.Response, *, provider: str) -> Iterator[bytes]:
-    """Yield the body as the provider sends it: each chunk as soon as it arrives, nothing buffered."""
+def iter_body(response: requests.Response, *, provider: str, decode: bool = True) -> Iterator[bytes]:
+    """Yield the body as the provider sends it: each chunk as soon as it arrives, nothing buffered.
+
+    `decode=False` yields the bytes exactly as sent (still gzip'd if the provider compressed them).
+    """
     raw = response.raw
     try:
         if raw.chunked and raw.supports_chunked_reads():
-            yield from raw.read_chunked(decode_content=True)
+            yield from raw.read_chunked(decode_content=decode)
         else:
-            while chunk := raw.read1(READ_SIZE, decode_content=True):
+            while chunk := raw.read1(READ_SIZE, decode_content=decode):
                 yield chunk
     except urllib3.exceptions.ReadTimeoutError:
         raise UpstreamTimeout(f"Provider {provider} stopped sending before the response was complete.") from None

@@ -37,7 +37,8 @@ class Recorded:
 
 @dataclass
 class Reply:
-    """What the fake answers. `chunks` are written one by one with `delay` seconds before each."""
+    """What the fake answers. `chunks` are written one by one with `delay` seconds before each
+    (or `pauses[i]` seconds before chunk i, when given)."""
 
     status: int = 200
     headers: dict[str, str] = field(default_factory=dict)
@@ -45,6 +46,7 @@ class Reply:
     chunks: list[bytes] | None = None
     delay: float = 0.0
     hang: float = 0.0  # seconds to wait before answering at all
+    pauses: list[float] | None = None
 
 
 def json_reply(payload: Any, status: int = 200, headers: dict[str, str] | None = None, hang: float = 0.0) -> Reply:
@@ -63,6 +65,11 @@ def sse_reply(events: Iterable[Any], *, delay: float = 0.0, done: bool = True, s
 
 
 Handler = Callable[[Recorded], Reply]
+
+
+class _Server(ThreadingHTTPServer):
+    # a gateway may open a thousand connections at once (load tests); the default backlog is 5
+    request_queue_size = 1024
 
 
 class FakeProvider:
@@ -103,18 +110,18 @@ class FakeProvider:
                 fake._answer(self, recorded)
 
             def _read_chunked(self) -> bytes:
-                data = b""
+                data = bytearray()  # not bytes +=: a large upload would be copied quadratically
                 while True:
                     size = int(self.rfile.readline().split(b";")[0].strip(), 16)
                     if size == 0:
                         self.rfile.readline()
-                        return data
+                        return bytes(data)
                     data += self.rfile.read(size)
                     self.rfile.readline()
 
             do_GET = do_POST = do_PUT = do_DELETE = do_PATCH = do_HEAD = do_OPTIONS = _handle
 
-        self._server = ThreadingHTTPServer(("127.0.0.1", 0), _Handler)
+        self._server = _Server(("127.0.0.1", 0), _Handler)
         self._server.daemon_threads = True
         threading.Thread(target=self._server.serve_forever, daemon=True).start()
         return self
@@ -158,9 +165,10 @@ class FakeProvider:
             handler.send_header("Transfer-Encoding", "chunked")
             handler.end_headers()
             handler.wfile.flush()
-            for chunk in reply.chunks:
-                if reply.delay:
-                    time.sleep(reply.delay)
+            for index, chunk in enumerate(reply.chunks):
+                pause = reply.pauses[index] if reply.pauses is not None else reply.delay
+                if pause:
+                    time.sleep(pause)
                 handler.wfile.write(b"%x\r\n%s\r\n" % (len(chunk), chunk))
                 handler.wfile.flush()
             handler.wfile.write(b"0\r\n\r\n")

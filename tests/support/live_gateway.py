@@ -42,10 +42,11 @@ class LiveGateway:
     process: subprocess.Popen
     port: int
     log_path: Path
+    scheme: str = "http"
 
     @property
     def url(self) -> str:
-        return f"http://127.0.0.1:{self.port}"
+        return f"{self.scheme}://127.0.0.1:{self.port}"
 
     def logs(self) -> str:
         return self.log_path.read_text(errors="replace")
@@ -69,22 +70,26 @@ class GatewayLauncher:
         self.started: list[LiveGateway] = []
 
     def __call__(self, env: dict[str, str] | None = None, *, workers: int = 1, port: int | None = None,
-                 ready_timeout: float = 30) -> LiveGateway:
+                 ready_timeout: float = 30, https_ca: Path | None = None) -> LiveGateway:
+        """Start gunicorn; with `https_ca`, the gateway serves TLS and is checked against that CA file."""
         port = port or free_port()
         log_path = self.tmp_path / f"gateway-{port}.log"
+        # SERVER_WRITE_TIMEOUT is gunicorn's graceful timeout; idle keep-alive connections left by
+        # test clients would otherwise hold every teardown for its 30 s default.
         full_env = gateway_environ({"SERVER_HOST": "127.0.0.1", "SERVER_PORT": str(port),
-                                    "WEB_CONCURRENCY": str(workers), **(env or {})})
+                                    "WEB_CONCURRENCY": str(workers), "SERVER_WRITE_TIMEOUT": "3s", **(env or {})})
         with open(log_path, "wb") as log:
             process = subprocess.Popen(gunicorn_command(), cwd=ROOT, env=full_env, stdout=log,
                                        stderr=subprocess.STDOUT)
-        gateway = LiveGateway(process, port, log_path)
+        gateway = LiveGateway(process, port, log_path, scheme="https" if https_ca else "http")
         self.started.append(gateway)
         deadline = time.monotonic() + ready_timeout
         while time.monotonic() < deadline:
             if process.poll() is not None:
                 raise RuntimeError(f"gunicorn exited with {process.returncode}:\n{gateway.logs()}")
             try:
-                if requests.get(gateway.url + "/health", timeout=1).status_code == 200:
+                verify = str(https_ca) if https_ca else True
+                if requests.get(gateway.url + "/health", timeout=1, verify=verify).status_code == 200:
                     return gateway
             except requests.RequestException:
                 pass

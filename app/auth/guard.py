@@ -1,0 +1,110 @@
+"""The app-wide credential check, installed by `init_app(app)` when AUTH_ENABLE=true.
+
+One `before_request` hook covers every request except those served by a public blueprint
+(`health`: GET /health). Exemption is by blueprint, never by path, so a route
+added later is protected by default, and a request for an unknown route is refused (401) before
+it could learn that the route does not exist (404).
+
+Credentials, in order:
+- `Authorization: Bearer <value>`: a value shaped like a JWT (three dot-separated parts) is
+  verified by OIDC, anything else is looked up among the API keys;
+- otherwise `x-api-key: <key>`: an API key.
+
+On success the subject (the JWT's `sub`, or the key's id `key:<8 hex>`) is stored in
+`request.environ[SUBJECT_KEY]` (for WSGI middleware such as the access log) and `g.subject`.
+A refusal is `AuthenticationFailed` (401, `WWW-Authenticate: Bearer`) with a short reason that
+never repeats the credential. The credential itself is never logged, and never forwarded:
+providers get their own headers (see app/providers/provider.py).
+"""
+
+from __future__ import annotations
+
+import ipaddress
+import logging
+import os
+
+from flask import Flask, g, request
+from werkzeug.datastructures import Headers
+
+from app.auth.api_keys import ApiKeys, looks_like_jwt
+from app.auth.oidc import OidcVerifier
+from app.config import Settings
+from app.errors import AuthenticationFailed
+from app.extensions import EXTENSION_KEY
+from app.signals import SUBJECT_KEY
+
+log = logging.getLogger("gateway.auth")
+
+PUBLIC_BLUEPRINTS = frozenset({"health"})
+AUTH_EXTENSION_KEY = "gateway.auth"
+
+
+class Guard:
+    def __init__(self, api_keys: ApiKeys, oidc: OidcVerifier | None):
+        self.api_keys = api_keys
+        self.oidc = oidc
+
+    @classmethod
+    def from_settings(cls, settings: Settings) -> Guard:
+        api_keys = ApiKeys.from_settings(settings.auth_api_keys, settings.auth_api_keys_file)
+        issuer = settings.auth_oidc_issuer.strip()
+        oidc = OidcVerifier(issuer, settings.auth_oidc_client_id) if issuer else None
+        return cls(api_keys, oidc)
+
+    def authenticate(self, headers: Headers) -> str:
+        """The subject the request's credential belongs to, or AuthenticationFailed."""
+        authorization = headers.get("Authorization")
+        if authorization is None:
+            key = headers.get("X-Api-Key", "").strip()
+            if not key:
+                raise AuthenticationFailed("missing credential")
+            return self._api_key(key)
+        scheme, _, credential = authorization.strip().partition(" ")
+        credential = credential.strip()
+        if scheme.lower() != "bearer" or not credential:
+            raise AuthenticationFailed("malformed Authorization header: expected 'Bearer <credential>'")
+        if looks_like_jwt(credential):
+            if self.oidc is None:
+                raise AuthenticationFailed("invalid credential")
+            return self.oidc.verify(credential)
+        return self._api_key(credential)
+
+    def _api_key(self, key: str) -> str:
+        subject = self.api_keys.identify(key)
+        if subject is None:
+            raise AuthenticationFailed("invalid credential")
+        return subject
+
+    def check_request(self) -> None:
+        """The before_request hook."""
+        if request.blueprint in PUBLIC_BLUEPRINTS:
+            return
+        subject = self.authenticate(request.headers)
+        request.environ[SUBJECT_KEY] = subject
+        g.subject = subject
+
+
+def init_app(app: Flask) -> Guard | None:
+    """Install the check (after GatewayState, before any other before_request hook that needs
+    the subject). With AUTH_ENABLE=false nothing is installed."""
+    settings: Settings = app.extensions[EXTENSION_KEY].settings
+    if not settings.auth_enable:
+        if os.environ.get("PORT") or not _is_loopback(settings.server_host):
+            log.warning("AUTH_ENABLE=false while the gateway listens on a non-loopback address: anyone who can "
+                        "reach it can spend the provider keys. Set AUTH_ENABLE=true, or SERVER_HOST=127.0.0.1.")
+        return None
+    guard = Guard.from_settings(settings)
+    app.extensions[AUTH_EXTENSION_KEY] = guard
+    app.before_request(guard.check_request)
+    log.info("authentication on: OIDC %s, %d API keys",
+             f"issuer {guard.oidc.issuer}" if guard.oidc else "off", len(guard.api_keys))
+    return guard
+
+
+def _is_loopback(host: str) -> bool:
+    if host.strip().lower() == "localhost":
+        return True
+    try:
+        return ipaddress.ip_address(host.strip().strip("[]")).is_loopback
+    except ValueError:
+        return False

@@ -1,0 +1,197 @@
+"""OIDC JWT verification against the issuer's published keys.
+
+Built on joserfc, the JOSE library of the Authlib project (Authlib 1.9 deprecates its own
+`authlib.jose` in its favour). Nothing is fetched at import or start-up:
+
+1. Discovery (`<issuer>/.well-known/openid-configuration`) on the first token that needs it,
+   with a short retry. If the issuer cannot be reached, `IssuerUnavailable` (503) is raised and
+   the next attempt waits `FAILURE_BACKOFF` seconds, so a flood of requests does not become a
+   flood of fetches; the first request after that tries again.
+2. The JWKS is fetched once and cached. A token whose `kid` is not in the cache makes the
+   verifier fetch it again, at most once per `JWKS_REFETCH_INTERVAL` (key rotation works; a
+   flood of made-up kids costs the issuer one request per interval). A cache older than
+   `JWKS_MAX_AGE` is refreshed on use, so keys the issuer withdraws stop being accepted; if
+   that refresh fails, the cached keys stay in use and it is retried once per interval.
+3. The signature must verify with one of those keys, with RS256 or ES256 only (`alg: none`,
+   HS256 and the HS256-signed-with-the-public-key trick are refused before any key is picked);
+   `iss` must equal the issuer, `aud` must contain the client id, `exp` (required) and `nbf`
+   hold with `LEEWAY` seconds of clock skew, and `sub` names the subject.
+
+Fetches are serialised by one lock, so concurrent requests (gevent greenlets) share one fetch.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+import time
+from typing import Any
+
+import requests
+from authlib.oidc.discovery import get_well_known_url
+from joserfc import jwt
+from joserfc.errors import ExpiredTokenError, InvalidClaimError, InvalidKeyIdError, JoseError
+from joserfc.jwk import ECKey, Key, KeySet, RSAKey
+from joserfc.jws import JWSRegistry
+
+from app.errors import AuthenticationFailed, ServiceUnavailable
+
+log = logging.getLogger("gateway.auth")
+
+ALGORITHMS = ("RS256", "ES256")
+LEEWAY = 30  # seconds of clock skew allowed on exp and nbf
+JWKS_REFETCH_INTERVAL = 10.0  # seconds between two JWKS fetches caused by unknown kids
+JWKS_MAX_AGE = 600.0  # seconds a fetched JWKS is trusted before it is fetched again on use
+DISCOVERY_ATTEMPTS = 2
+DISCOVERY_PAUSE = 0.25  # seconds between two discovery attempts
+FAILURE_BACKOFF = 2.0  # seconds before trying again after discovery or the first JWKS fetch failed
+HTTP_TIMEOUT = (3.0, 5.0)  # connect, read
+
+
+class IssuerUnavailable(ServiceUnavailable):
+    code = "oidc_issuer_unavailable"
+
+
+class OidcVerifier:
+    def __init__(self, issuer: str, client_id: str, *, refetch_interval: float = JWKS_REFETCH_INTERVAL,
+                 max_age: float = JWKS_MAX_AGE, failure_backoff: float = FAILURE_BACKOFF,
+                 leeway: int = LEEWAY):
+        self.issuer = issuer
+        self.refetch_interval = refetch_interval
+        self.max_age = max_age
+        self.failure_backoff = failure_backoff
+        self._http = requests.Session()
+        self._lock = threading.Lock()
+        self._registry = JWSRegistry(algorithms=list(ALGORITHMS))
+        self._claims = jwt.JWTClaimsRegistry(
+            leeway=leeway,
+            iss={"essential": True, "value": issuer},
+            aud={"essential": True, "value": client_id},
+            exp={"essential": True},
+            sub={"essential": True},
+        )
+        self._jwks_uri: str | None = None
+        self._discovery_failed_at = float("-inf")
+        self._keys: KeySet | None = None
+        self._fetched_at = float("-inf")  # when the cached keys were fetched
+        self._attempted_at = float("-inf")  # last JWKS fetch attempt, successful or not
+        self._last_fetch_failed = False
+
+    # -- verification ----------------------------------------------------------------------
+    def verify(self, token: str) -> str:
+        """The token's subject, or AuthenticationFailed / IssuerUnavailable."""
+        try:
+            decoded = jwt.decode(token, self._key_for, registry=self._registry)
+            self._claims.validate(decoded.claims)
+        except ExpiredTokenError:
+            raise AuthenticationFailed("token expired") from None
+        except InvalidClaimError as exc:
+            if exc.claim == "nbf":
+                raise AuthenticationFailed("token not yet valid") from None
+            raise AuthenticationFailed("invalid credential") from None
+        except (JoseError, ValueError, TypeError, KeyError):
+            raise AuthenticationFailed("invalid credential") from None
+        return decoded.claims["sub"]
+
+    def _key_for(self, token: Any) -> Key:
+        """Called by joserfc once the token's `alg` is known to be allowed."""
+        headers = token.headers()
+        kid, alg = headers.get("kid"), headers["alg"]
+        keys = self._current_keys()
+        try:
+            return _signing_key(keys, kid, alg)
+        except InvalidKeyIdError:
+            pass
+        keys = self._refreshed_keys(seen=keys)
+        return _signing_key(keys, kid, alg)  # still unknown: InvalidKeyIdError -> 401
+
+    # -- the key cache ---------------------------------------------------------------------
+    def _current_keys(self) -> KeySet:
+        keys = self._keys
+        if keys is not None and time.monotonic() - self._fetched_at < self.max_age:
+            return keys
+        with self._lock:
+            since_attempt = time.monotonic() - self._attempted_at
+            if self._keys is None:
+                if self._last_fetch_failed and since_attempt < self.failure_backoff:
+                    raise IssuerUnavailable(_UNAVAILABLE)
+                self._keys = self._fetch_keys()
+            elif time.monotonic() - self._fetched_at >= self.max_age and since_attempt >= self.refetch_interval:
+                try:
+                    self._keys = self._fetch_keys()
+                except IssuerUnavailable:
+                    log.warning("keeping the cached OIDC keys: the issuer could not be reached to refresh them")
+            return self._keys
+
+    def _refreshed_keys(self, seen: KeySet) -> KeySet:
+        """The keys fetched again for an unknown kid, unless fetched less than an interval ago."""
+        with self._lock:
+            if self._keys is not seen:  # another request refreshed them while this one waited
+                return self._keys
+            if time.monotonic() - self._attempted_at < self.refetch_interval:
+                if self._last_fetch_failed:
+                    raise IssuerUnavailable(_UNAVAILABLE)
+                return seen
+            self._keys = self._fetch_keys()
+            return self._keys
+
+    def _fetch_keys(self) -> KeySet:
+        """Fetch the JWKS (discovering its address first if needed); call with the lock held."""
+        jwks_uri = self._discover()
+        self._attempted_at = time.monotonic()
+        self._last_fetch_failed = True
+        try:
+            response = self._http.get(jwks_uri, timeout=HTTP_TIMEOUT)
+            response.raise_for_status()
+            keys = KeySet([key for key in KeySet.import_key_set(response.json()).keys
+                           if isinstance(key, (RSAKey, ECKey))])
+        except (requests.RequestException, ValueError, TypeError, KeyError, JoseError) as exc:
+            log.error("cannot fetch the OIDC issuer's keys from %s: %s", jwks_uri, _reason(exc))
+            raise IssuerUnavailable(_UNAVAILABLE) from None
+        self._last_fetch_failed = False
+        self._fetched_at = self._attempted_at
+        log.info("fetched %d signing keys from the OIDC issuer", len(keys.keys))
+        return keys
+
+    def _discover(self) -> str:
+        if self._jwks_uri is not None:
+            return self._jwks_uri
+        if time.monotonic() - self._discovery_failed_at < self.failure_backoff:
+            raise IssuerUnavailable(_UNAVAILABLE)
+        url = get_well_known_url(self.issuer, external=True)
+        for attempt in range(1, DISCOVERY_ATTEMPTS + 1):
+            try:
+                response = self._http.get(url, timeout=HTTP_TIMEOUT)
+                response.raise_for_status()
+                document = response.json()
+            except (requests.RequestException, ValueError) as exc:
+                problem = _reason(exc)
+            else:
+                jwks_uri = document.get("jwks_uri") if isinstance(document, dict) else None
+                if isinstance(jwks_uri, str) and document.get("issuer") == self.issuer:
+                    self._jwks_uri = jwks_uri
+                    return jwks_uri
+                if isinstance(jwks_uri, str):
+                    log.error("OIDC discovery at %s names the issuer %r, but AUTH_OIDC_ISSUER is %r; they must "
+                              "be equal", url, document.get("issuer"), self.issuer)
+                    break
+                problem = "the discovery document has no jwks_uri"
+            log.warning("OIDC discovery at %s failed (attempt %d of %d): %s", url, attempt, DISCOVERY_ATTEMPTS,
+                        problem)
+            if attempt < DISCOVERY_ATTEMPTS:
+                time.sleep(DISCOVERY_PAUSE)
+        self._discovery_failed_at = time.monotonic()
+        raise IssuerUnavailable(_UNAVAILABLE)
+
+
+_UNAVAILABLE = "The identity provider cannot be reached to verify the token; try again shortly."
+
+
+def _signing_key(keys: KeySet, kid: str | None, alg: str) -> Key:
+    return keys.get_by_kid(kid, {"alg": alg, "use": "sig"})
+
+
+def _reason(exc: Exception) -> str:
+    if isinstance(exc, requests.HTTPError) and exc.response is not None:
+        return f"HTTP {exc.response.status_code}"
+    return type(exc).__name__ if isinstance(exc, requests.RequestException) else str(exc) or type(exc).__name__

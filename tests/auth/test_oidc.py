@@ -1,0 +1,235 @@
+"""OIDC tokens against a real issuer on 127.0.0.1 (discovery + JWKS over HTTP)."""
+
+from __future__ import annotations
+
+import time
+import uuid
+
+from joserfc import jwt
+from joserfc.jwk import RSAKey
+
+from tests.auth.conftest import CLIENT_ID, assert_refused, bearer, guard_of
+from tests.support.live_gateway import free_port
+from tests.support.oidc_issuer import DISCOVERY_PATH, JWKS_PATH, OidcIssuer, hs256_token, unsigned_token
+
+
+def test_valid_rs256_token_is_accepted_and_names_the_subject(auth_app, issuer):
+    client = auth_app().test_client()
+    response = client.get("/v1/whoami", headers=bearer(issuer.token(sub="alice")))
+    assert response.status_code == 200
+    assert response.get_json() == {"subject": "alice", "environ_subject": "alice"}
+
+
+def test_valid_es256_token_is_accepted(auth_app, issuer):
+    ec_kid = issuer.add_key("EC")
+    client = auth_app().test_client()
+    response = client.post("/v1/whoami", headers=bearer(issuer.token(kid=ec_kid, sub="bob")))
+    assert response.status_code == 200
+    assert response.get_json()["subject"] == "bob"
+
+
+def test_audience_may_be_a_list_that_contains_the_client_id(auth_app, issuer):
+    client = auth_app().test_client()
+    token = issuer.token(aud=["account", CLIENT_ID])
+    assert client.get("/v1/whoami", headers=bearer(token)).status_code == 200
+
+
+def test_expired_token_is_refused_but_small_clock_skew_is_tolerated(auth_app, issuer):
+    client = auth_app().test_client()
+    now = int(time.time())
+    expired = issuer.token(iat=now - 600, nbf=now - 600, exp=now - 120)
+    assert_refused(client.get("/v1/whoami", headers=bearer(expired)), "token expired", credential=expired)
+    just_expired = issuer.token(exp=now - 5)  # within the 30 s leeway
+    assert client.get("/v1/whoami", headers=bearer(just_expired)).status_code == 200
+
+
+def test_token_not_yet_valid_is_refused(auth_app, issuer):
+    client = auth_app().test_client()
+    now = int(time.time())
+    future = issuer.token(nbf=now + 600, exp=now + 900)
+    assert_refused(client.get("/v1/whoami", headers=bearer(future)), "token not yet valid")
+    slightly_early = issuer.token(nbf=now + 5)  # within the leeway
+    assert client.get("/v1/whoami", headers=bearer(slightly_early)).status_code == 200
+
+
+def test_wrong_audience_is_refused(auth_app, issuer):
+    client = auth_app().test_client()
+    for aud in ("another-client", ["account", "another-client"], ""):
+        token = issuer.token(aud=aud)
+        assert_refused(client.get("/v1/whoami", headers=bearer(token)), "invalid credential", credential=token)
+
+
+def test_wrong_or_missing_issuer_is_refused(auth_app, issuer):
+    client = auth_app().test_client()
+    for iss in ("http://evil.example", issuer.url + "/", None):
+        token = issuer.token(iss=iss)
+        assert_refused(client.get("/v1/whoami", headers=bearer(token)), "invalid credential")
+
+
+def test_token_without_exp_or_sub_is_refused(auth_app, issuer):
+    client = auth_app().test_client()
+    assert_refused(client.get("/v1/whoami", headers=bearer(issuer.token(exp=None))), "invalid credential")
+    assert_refused(client.get("/v1/whoami", headers=bearer(issuer.token(sub=None))), "invalid credential")
+
+
+def test_tampered_token_is_refused(auth_app, issuer):
+    client = auth_app().test_client()
+    header, _, signature = issuer.token(sub="alice").split(".")
+    forged_claims = unsigned_token({}, issuer.claims(sub="admin")).split(".")[1]
+    tampered = f"{header}.{forged_claims}.{signature}"
+    assert_refused(client.get("/v1/whoami", headers=bearer(tampered)), "invalid credential")
+
+    header, claims, signature = issuer.token().split(".")
+    flipped = signature[:10] + ("A" if signature[10] != "A" else "B") + signature[11:]
+    assert_refused(client.get("/v1/whoami", headers=bearer(f"{header}.{claims}.{flipped}")), "invalid credential")
+
+
+def test_token_signed_by_a_foreign_key_with_a_known_kid_is_refused(auth_app, issuer):
+    client = auth_app().test_client()
+    impostor = RSAKey.generate_key(2048)
+    token = jwt.encode({"alg": "RS256", "kid": issuer.current_kid}, issuer.claims(), impostor)
+    assert_refused(client.get("/v1/whoami", headers=bearer(token)), "invalid credential")
+
+
+def test_alg_none_is_refused(auth_app, issuer):
+    client = auth_app().test_client()
+    assert client.get("/v1/whoami", headers=bearer(issuer.token())).status_code == 200  # keys are loaded
+    for alg in ("none", "None", "NONE"):
+        token = unsigned_token({"alg": alg, "kid": issuer.current_kid}, issuer.claims(sub="admin"))
+        assert_refused(client.get("/v1/whoami", headers=bearer(token)), "invalid credential")
+
+
+def test_hs256_signed_with_the_issuers_public_key_is_refused(auth_app, issuer):
+    client = auth_app().test_client()
+    public = issuer.keys[issuer.current_kid]
+    pem = RSAKey.import_key(public.as_dict(private=False)).as_pem(private=False)
+    secrets = [pem, pem.strip(), str(public.as_dict(private=False)).encode(), b"n"]
+    for secret in secrets:
+        for header in ({"alg": "HS256", "kid": issuer.current_kid}, {"alg": "HS256"}):
+            token = hs256_token(secret, header, issuer.claims(sub="admin"))
+            assert_refused(client.get("/v1/whoami", headers=bearer(token)), "invalid credential")
+
+
+def test_unknown_kid_then_rotation(auth_app, issuer):
+    app = auth_app()
+    guard_of(app).oidc.refetch_interval = 0.3
+    client = app.test_client()
+    old_token = issuer.token()
+    assert client.get("/v1/whoami", headers=bearer(old_token)).status_code == 200
+    assert issuer.hits(JWKS_PATH) == 1
+
+    unpublished = issuer.add_key("RSA", serve=False)
+    assert_refused(client.get("/v1/whoami", headers=bearer(issuer.token(kid=unpublished))), "invalid credential")
+
+    new_kid = issuer.rotate("EC")
+    time.sleep(0.35)
+    new_token = issuer.token(kid=new_kid, sub="carol")
+    response = client.get("/v1/whoami", headers=bearer(new_token))
+    assert response.status_code == 200 and response.get_json()["subject"] == "carol"
+    jwks_fetches = issuer.hits(JWKS_PATH)
+    assert client.get("/v1/whoami", headers=bearer(new_token)).status_code == 200
+    assert issuer.hits(JWKS_PATH) == jwks_fetches  # cached again
+    # The issuer withdrew the old key: tokens signed with it no longer pass.
+    assert_refused(client.get("/v1/whoami", headers=bearer(old_token)), "invalid credential")
+    assert issuer.hits(DISCOVERY_PATH) == 1
+
+
+def test_flood_of_unknown_kids_fetches_the_jwks_at_most_once_per_interval(auth_app, issuer):
+    app = auth_app()
+    interval = 0.5
+    guard_of(app).oidc.refetch_interval = interval
+    client = app.test_client()
+    assert client.get("/v1/whoami", headers=bearer(issuer.token())).status_code == 200
+    assert issuer.hits(JWKS_PATH) == 1
+
+    started, sent = time.monotonic(), 0
+    while time.monotonic() - started < 1.6 and sent < 2000:
+        token = issuer.token(header={"kid": uuid.uuid4().hex})  # signed by the issuer's key, kid unknown
+        assert client.get("/v1/whoami", headers=bearer(token)).status_code == 401
+        sent += 1
+    elapsed = time.monotonic() - started
+    refetches = issuer.hits(JWKS_PATH) - 1
+    assert sent > 20
+    assert 1 <= refetches <= int(elapsed / interval) + 1, (sent, refetches, elapsed)
+    assert issuer.hits(DISCOVERY_PATH) == 1
+
+
+def test_cached_keys_keep_working_while_the_issuer_is_down(auth_app, issuer):
+    client = auth_app().test_client()
+    assert client.get("/v1/whoami", headers=bearer(issuer.token())).status_code == 200
+    issuer.stop()
+    assert client.get("/v1/whoami", headers=bearer(issuer.token(sub="dave"))).get_json()["subject"] == "dave"
+
+
+def test_issuer_down_answers_503_then_works_once_it_is_up(make_app, auth_app):
+    down = OidcIssuer(audience=CLIENT_ID, port=free_port())  # not started: nothing listens there
+    app = auth_app({"AUTH_OIDC_ISSUER": down.url})
+    guard_of(app).oidc.failure_backoff = 0.2
+    client = app.test_client()
+    token = down.token(sub="erin")
+
+    response = client.get("/v1/whoami", headers=bearer(token))
+    assert response.status_code == 503
+    assert response.headers["Content-Type"] == "application/json"
+    error = response.get_json()["error"]
+    assert error["type"] == "service_unavailable" and "identity provider cannot be reached" in error["message"]
+    assert token not in response.get_data(as_text=True)
+    # Either method is enough: API keys still work while the issuer is down.
+    from tests.auth.conftest import API_KEY
+    assert client.get("/v1/whoami", headers={"x-api-key": API_KEY}).status_code == 200
+
+    down.start()
+    try:
+        time.sleep(0.25)
+        response = client.get("/v1/whoami", headers=bearer(token))
+        assert response.status_code == 200 and response.get_json()["subject"] == "erin"
+    finally:
+        down.stop()
+
+
+def test_discovery_naming_another_issuer_is_a_503(auth_app, issuer):
+    issuer.discovery_overrides = {"issuer": "http://someone-else.example"}
+    client = auth_app().test_client()
+    response = client.get("/v1/whoami", headers=bearer(issuer.token()))
+    assert response.status_code == 503
+    assert issuer.hits(JWKS_PATH) == 0
+
+
+def test_keys_older_than_max_age_are_fetched_again(auth_app, issuer):
+    app = auth_app()
+    guard_of(app).oidc.max_age = 0.3
+    guard_of(app).oidc.refetch_interval = 0.1
+    client = app.test_client()
+    old_token = issuer.token()
+    assert client.get("/v1/whoami", headers=bearer(old_token)).status_code == 200
+    issuer.rotate()
+    time.sleep(0.35)
+    assert_refused(client.get("/v1/whoami", headers=bearer(old_token)), "invalid credential")
+    assert issuer.hits(JWKS_PATH) == 2
+
+
+def test_failing_jwks_endpoint_is_a_503_retried_after_a_pause(auth_app, issuer):
+    app = auth_app()
+    guard_of(app).oidc.failure_backoff = 0.3
+    client = app.test_client()
+    issuer.jwks_status = 500
+    for _ in range(5):
+        assert client.get("/v1/whoami", headers=bearer(issuer.token())).status_code == 503
+    assert issuer.hits(JWKS_PATH) == 1  # the others waited for the pause
+    issuer.jwks_status = 200
+    time.sleep(0.35)
+    assert client.get("/v1/whoami", headers=bearer(issuer.token())).status_code == 200
+
+
+def test_failed_refresh_of_old_keys_keeps_them_and_retries_once_per_interval(auth_app, issuer):
+    app = auth_app()
+    guard_of(app).oidc.max_age = 0.2
+    guard_of(app).oidc.refetch_interval = 1.0
+    client = app.test_client()
+    assert client.get("/v1/whoami", headers=bearer(issuer.token())).status_code == 200
+    issuer.jwks_status = 500
+    time.sleep(1.05)
+    token = issuer.token()
+    for _ in range(10):  # well within one interval
+        assert client.get("/v1/whoami", headers=bearer(token)).status_code == 200
+    assert issuer.hits(JWKS_PATH) == 2  # one failed attempt, not ten

@@ -1,0 +1,172 @@
+"""A real OIDC issuer on 127.0.0.1 for tests: discovery, a JWKS, and tokens signed with its keys.
+
+It serves `/.well-known/openid-configuration` and `/jwks` over HTTP, counts every request by
+path, signs tokens with RSA (RS256) or EC (ES256) keys it generates, rotates keys, and can be
+stopped and started again on the same port (to play an issuer that is down, then up).
+
+    issuer = OidcIssuer(audience="gateway").start()
+    token = issuer.token(sub="alice")                 # RS256 with the current key
+    issuer.token(kid=issuer.add_key("EC"))             # ES256
+    issuer.rotate()                                     # a new key replaces the served ones
+    issuer.hits("/jwks")
+"""
+
+from __future__ import annotations
+
+import base64
+import hashlib
+import hmac
+import json
+import socket
+import threading
+import time
+from collections import Counter
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from typing import Any
+
+from joserfc import jwt
+from joserfc.jwk import ECKey, RSAKey
+
+DISCOVERY_PATH = "/.well-known/openid-configuration"
+JWKS_PATH = "/jwks"
+
+
+def b64url(data: bytes | dict) -> str:
+    raw = json.dumps(data).encode() if isinstance(data, dict) else data
+    return base64.urlsafe_b64encode(raw).rstrip(b"=").decode()
+
+
+def unsigned_token(header: dict[str, Any], claims: dict[str, Any], signature: bytes = b"") -> str:
+    """A JWT with whatever header and signature a test wants (alg none, forgeries)."""
+    return f"{b64url(header)}.{b64url(claims)}.{b64url(signature)}"
+
+
+def hs256_token(secret: bytes, header: dict[str, Any], claims: dict[str, Any]) -> str:
+    signing_input = f"{b64url(header)}.{b64url(claims)}"
+    signature = hmac.new(secret, signing_input.encode(), hashlib.sha256).digest()
+    return f"{signing_input}.{b64url(signature)}"
+
+
+class _Server(ThreadingHTTPServer):
+    """Remembers its open connections, so that stopping it really cuts keep-alive clients off."""
+
+    daemon_threads = True
+
+    def __init__(self, *args: Any):
+        self.connections: set[socket.socket] = set()
+        super().__init__(*args)
+
+    def process_request(self, request: Any, client_address: Any) -> None:
+        self.connections.add(request)
+        super().process_request(request, client_address)
+
+    def shutdown_request(self, request: Any) -> None:
+        self.connections.discard(request)
+        super().shutdown_request(request)
+
+    def close_connections(self) -> None:
+        for connection in list(self.connections):
+            try:
+                connection.shutdown(socket.SHUT_RDWR)
+            except OSError:
+                pass
+
+
+class OidcIssuer:
+    def __init__(self, audience: str = "gateway-tests", port: int = 0):
+        self.audience = audience
+        self.port = port
+        self.keys: dict[str, RSAKey | ECKey] = {}
+        self.served: list[str] = []  # kids published in the JWKS
+        self.counts: Counter[str] = Counter()
+        self.discovery_overrides: dict[str, Any] = {}
+        self.jwks_status = 200  # set to e.g. 500 to play an issuer whose JWKS endpoint fails
+        self._lock = threading.Lock()
+        self._server: _Server | None = None
+        self.current_kid = self.add_key("RSA")
+
+    # -- keys and tokens --------------------------------------------------------------------
+    def add_key(self, kind: str = "RSA", *, serve: bool = True) -> str:
+        kid = f"{kind.lower()}-{len(self.keys) + 1}"
+        key = (RSAKey.generate_key(2048, parameters={"kid": kid, "use": "sig"}) if kind == "RSA"
+               else ECKey.generate_key("P-256", parameters={"kid": kid, "use": "sig"}))
+        self.keys[kid] = key
+        if serve:
+            self.served.append(kid)
+        return kid
+
+    def rotate(self, kind: str = "RSA") -> str:
+        """A new current key; the JWKS serves only it from now on."""
+        kid = self.add_key(kind, serve=False)
+        self.served = [kid]
+        self.current_kid = kid
+        return kid
+
+    def public_jwk(self, kid: str) -> dict[str, Any]:
+        return self.keys[kid].as_dict(private=False)
+
+    def claims(self, **overrides: Any) -> dict[str, Any]:
+        now = int(time.time())
+        claims = {"iss": self.url, "aud": self.audience, "sub": "alice", "iat": now, "nbf": now, "exp": now + 300}
+        claims.update(overrides)
+        return {k: v for k, v in claims.items() if v is not None}
+
+    def token(self, *, kid: str | None = None, header: dict[str, Any] | None = None, **claims: Any) -> str:
+        """A token signed by the issuer's key `kid` (default: current); claims override the defaults."""
+        kid = kid or self.current_kid
+        key = self.keys[kid]
+        alg = "RS256" if isinstance(key, RSAKey) else "ES256"
+        return jwt.encode({"alg": alg, "kid": kid, "typ": "JWT", **(header or {})}, self.claims(**claims), key)
+
+    # -- the HTTP server --------------------------------------------------------------------
+    @property
+    def url(self) -> str:
+        return f"http://127.0.0.1:{self.port}"
+
+    def hits(self, path: str) -> int:
+        with self._lock:
+            return self.counts[path]
+
+    def start(self) -> OidcIssuer:
+        issuer = self
+
+        class _Handler(BaseHTTPRequestHandler):
+            protocol_version = "HTTP/1.1"
+
+            def log_message(self, *args: Any) -> None:
+                pass
+
+            def do_GET(self) -> None:
+                path = self.path.split("?", 1)[0]
+                with issuer._lock:
+                    issuer.counts[path] += 1
+                if path == DISCOVERY_PATH:
+                    self._json(200, {"issuer": issuer.url, "jwks_uri": issuer.url + JWKS_PATH,
+                                     "id_token_signing_alg_values_supported": ["RS256", "ES256"],
+                                     **issuer.discovery_overrides})
+                elif path == JWKS_PATH and issuer.jwks_status != 200:
+                    self._json(issuer.jwks_status, {"error": "unavailable"})
+                elif path == JWKS_PATH:
+                    self._json(200, {"keys": [issuer.public_jwk(kid) for kid in list(issuer.served)]})
+                else:
+                    self._json(404, {"error": "not found"})
+
+            def _json(self, status: int, payload: Any) -> None:
+                body = json.dumps(payload).encode()
+                self.send_response(status)
+                self.send_header("Content-Type", "application/json")
+                self.send_header("Content-Length", str(len(body)))
+                self.end_headers()
+                self.wfile.write(body)
+
+        self._server = _Server(("127.0.0.1", self.port), _Handler)
+        self.port = self._server.server_address[1]
+        threading.Thread(target=self._server.serve_forever, kwargs={"poll_interval": 0.05}, daemon=True).start()
+        return self
+
+    def stop(self) -> None:
+        if self._server:
+            self._server.shutdown()
+            self._server.server_close()
+            self._server.close_connections()
+            self._server = None
