@@ -1,9 +1,10 @@
 # Quick start: `make run` (install + start on 127.0.0.1:8080), `make test` (install + whole suite).
+# `make bench`: the benchmark against the stack's ceiling and LiteLLM (bench/README.md).
 PYTHON ?= python3
 VENV := .venv
 BIN := $(VENV)/bin
 
-.PHONY: run test lint docs install
+.PHONY: run test lint docs install bench
 
 $(BIN)/.installed: requirements.txt requirements-dev.txt
 	$(PYTHON) -m venv $(VENV)
@@ -23,3 +24,6 @@ lint: install
 
 docs: install
 	$(BIN)/python -c 'import sys; from app.config import configuration_markdown as m; sys.stdout.write(m())' > docs/configuration.md
+
+bench: install
+	BENCH_PYTHON=$(abspath $(BIN))/python bash bench/run.sh

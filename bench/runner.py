@@ -1,0 +1,768 @@
+"""The benchmark runner: starts the mock and each target in turn on 127.0.0.1, measures with wrk.
+
+    python bench/runner.py [--targets mock,minimal,litellm,gateway] [--quick]
+    python bench/runner.py --render bench/out/results.json      (RESULTS.md from a saved run)
+
+Normally started by `bash bench/run.sh`, which finds the Pythons and installs what is missing.
+Standard library only. Everything it starts is on 127.0.0.1, bounded in time, and stopped at the
+end (its own process groups only). Raw output goes to bench/out/ (git-ignored); the report to
+bench/RESULTS.md.
+
+Targets, each measured the same way (see bench/README.md for what every figure means):
+    mock      wrk straight at the mock provider (the floor; shows the mock is not the bottleneck)
+    minimal   bench/minimal.py, a ~30-line Flask passthrough on the same stack (the ceiling)
+    litellm   the LiteLLM proxy (PyPI litellm[proxy]), the peer users would pick instead
+    gateway   this project: gunicorn wsgi:app (gevent, 2 workers)
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import platform
+import shutil
+import signal
+import socket
+import statistics
+import subprocess
+import sys
+import threading
+import time
+import urllib.error
+import urllib.request
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Self
+
+BENCH = Path(__file__).resolve().parent
+ROOT = BENCH.parent
+OUT = BENCH / "out"
+POST_LUA = BENCH / "post.lua"
+CLK_TCK = os.sysconf("SC_CLK_TCK")
+
+CONCURRENCIES = (16, 64)
+MODES = ("non-stream", "stream")
+RUNS = 2
+TTFB_REQUESTS = 50
+TTFB_DELAY_MS = 5
+SOAK_MARKS = (10_000, 100_000)
+WRK_THREADS = 2
+MESSAGES = [{"role": "user", "content": "Say hello in twenty tokens."}]
+
+
+def log(message: str) -> None:
+    print(f"[bench {time.strftime('%H:%M:%S')}] {message}", flush=True)
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+# --------------------------------------------------------------------------- processes
+
+def descendants(root: int) -> list[int]:
+    """root and every process below it (gunicorn master + workers, uvicorn parent + children)."""
+    children: dict[int, list[int]] = {}
+    for entry in os.listdir("/proc"):
+        if not entry.isdigit():
+            continue
+        try:
+            stat = Path(f"/proc/{entry}/stat").read_text()
+        except OSError:
+            continue
+        ppid = int(stat.rsplit(")", 1)[1].split()[1])
+        children.setdefault(ppid, []).append(int(entry))
+    found, todo = [], [root]
+    while todo:
+        pid = todo.pop()
+        found.append(pid)
+        todo.extend(children.get(pid, []))
+    return found
+
+
+def cpu_ticks(pids: list[int]) -> int:
+    total = 0
+    for pid in pids:
+        try:
+            fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+        except OSError:
+            continue
+        total += int(fields[11]) + int(fields[12])  # utime, stime
+    return total
+
+
+def memory_kb(pids: list[int]) -> tuple[int, int]:
+    """(RSS, PSS) in kB summed over pids, from /proc/<pid>/smaps_rollup."""
+    rss = pss = 0
+    for pid in pids:
+        try:
+            text = Path(f"/proc/{pid}/smaps_rollup").read_text()
+        except OSError:
+            continue
+        for line in text.splitlines():
+            if line.startswith("Rss:"):
+                rss += int(line.split()[1])
+            elif line.startswith("Pss:"):
+                pss += int(line.split()[1])
+    return rss, pss
+
+
+@dataclass
+class Target:
+    name: str
+    label: str
+    argv: list[str]
+    cwd: Path
+    env: dict[str, str]
+    port: int
+    model: str  # the model name a client sends for the plain mock model
+    delay_model: str  # ... and for the mock model with TTFB_DELAY_MS per chunk
+    startup_timeout: float = 60.0
+    proc: subprocess.Popen | None = None
+    log_path: Path | None = None
+
+    @property
+    def url(self) -> str:
+        return f"http://127.0.0.1:{self.port}/v1/chat/completions"
+
+    def body(self, *, stream: bool, model: str | None = None) -> str:
+        return json.dumps({"model": model or self.model, "messages": MESSAGES, "stream": stream}, separators=(",", ":"))
+
+    def start(self) -> None:
+        self.log_path = OUT / f"{self.name}.log"
+        handle = self.log_path.open("ab")
+        self.proc = subprocess.Popen(self.argv, cwd=self.cwd, env=self.env, stdout=handle, stderr=subprocess.STDOUT,
+                                     stdin=subprocess.DEVNULL, start_new_session=True)
+        handle.close()
+        deadline = time.monotonic() + self.startup_timeout
+        last = ""
+        while time.monotonic() < deadline:
+            if self.proc.poll() is not None:
+                raise RuntimeError(f"{self.name} exited with {self.proc.returncode}; see {self.log_path}")
+            status, text = post(self.url, self.body(stream=False), timeout=5)
+            if status == 200:
+                return
+            last = f"HTTP {status}: {text[:200]}"
+            if status == 404 and self.name == "gateway":
+                self.stop()
+                raise RuntimeError("the gateway answers 404 on POST /v1/chat/completions (not built on this branch yet)")
+            time.sleep(0.5)
+        self.stop()
+        raise RuntimeError(f"{self.name} not ready after {self.startup_timeout:.0f} s ({last}); see {self.log_path}")
+
+    def pids(self) -> list[int]:
+        assert self.proc is not None
+        return descendants(self.proc.pid)
+
+    def stop(self) -> None:
+        if self.proc is None or self.proc.poll() is not None:
+            return
+        pgid = self.proc.pid  # start_new_session: the group is ours alone
+        try:
+            os.killpg(pgid, signal.SIGTERM)
+            self.proc.wait(timeout=20)
+        except subprocess.TimeoutExpired:
+            os.killpg(pgid, signal.SIGKILL)
+            self.proc.wait(timeout=10)
+        except ProcessLookupError:
+            pass
+        # children that outlived their parent (uvicorn's spawn workers) are still in the group
+        try:
+            os.killpg(pgid, signal.SIGKILL)
+        except ProcessLookupError:
+            pass
+
+
+def post(url: str, body: str, *, timeout: float) -> tuple[int, str]:
+    request = urllib.request.Request(url, data=body.encode(), method="POST",
+                                     headers={"Content-Type": "application/json", "Authorization": "Bearer sk-bench"})
+    try:
+        with urllib.request.urlopen(request, timeout=timeout) as response:
+            return response.status, response.read().decode(errors="replace")
+    except urllib.error.HTTPError as exc:
+        return exc.code, exc.read().decode(errors="replace")
+    except OSError as exc:
+        return 0, str(exc)
+
+
+# --------------------------------------------------------------------------- measuring
+
+class MemorySampler:
+    """Samples RSS and PSS of a target's processes every `interval` seconds; keeps the peak."""
+
+    def __init__(self, target: Target, interval: float = 0.5):
+        self.target, self.interval = target, interval
+        self.peak_rss = self.peak_pss = 0
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._run, daemon=True)
+
+    def _run(self) -> None:
+        while not self._stop.is_set():
+            rss, pss = memory_kb(self.target.pids())
+            self.peak_rss, self.peak_pss = max(self.peak_rss, rss), max(self.peak_pss, pss)
+            self._stop.wait(self.interval)
+
+    def __enter__(self) -> Self:
+        self._thread.start()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self._stop.set()
+        self._thread.join()
+
+
+def wrk(target: Target, *, stream: bool, connections: int, seconds: float, limit: int = 0) -> dict:
+    """One wrk run; returns its figures plus the target's CPU time and peak memory over the run."""
+    env = dict(os.environ, BENCH_BODY=target.body(stream=stream), BENCH_THREADS=str(WRK_THREADS),
+               BENCH_LIMIT=str(limit))
+    argv = ["wrk", f"-t{WRK_THREADS}", f"-c{connections}", f"-d{seconds:g}s", "--timeout", "10s",
+            "-s", str(POST_LUA), target.url]
+    pids = target.pids()
+    cpu_before = cpu_ticks(pids)
+    with MemorySampler(target) as sampler:
+        done = subprocess.run(argv, check=False, env=env, capture_output=True, text=True, timeout=seconds + 60)
+    cpu_ms = (cpu_ticks(pids) - cpu_before) * 1000 / CLK_TCK
+    line = next((ln for ln in done.stdout.splitlines() if ln.startswith("BENCH_JSON ")), None)
+    if line is None:
+        raise RuntimeError(f"wrk printed no result (exit {done.returncode}): {done.stdout[-500:]} {done.stderr[-500:]}")
+    figures = json.loads(line.removeprefix("BENCH_JSON "))
+    requests = figures["requests"]
+    errors = sum(figures[k] for k in ("connect_errors", "read_errors", "write_errors", "status_errors", "timeouts"))
+    return {
+        "mode": "stream" if stream else "non-stream", "connections": connections, "requests": requests,
+        "rps": requests / (figures["duration_us"] / 1e6), "p50_ms": figures["p50_us"] / 1000,
+        "p99_ms": figures["p99_us"] / 1000, "errors": errors, "status_errors": figures["status_errors"],
+        "cpu_ms_per_request": cpu_ms / requests if requests else None,
+        "peak_rss_mb": sampler.peak_rss / 1024, "peak_pss_mb": sampler.peak_pss / 1024, "wrk": figures,
+    }
+
+
+def first_bytes(target: Target, *, requests: int = TTFB_REQUESTS) -> dict:
+    """Sequential streamed requests on one keep-alive connection, TTFB_DELAY_MS between chunks.
+    Time to first byte = request sent -> the first `data:` of the first event arrives."""
+    body = target.body(stream=True, model=target.delay_model).encode()
+    head = (f"POST /v1/chat/completions HTTP/1.1\r\nHost: 127.0.0.1:{target.port}\r\n"
+            f"Content-Type: application/json\r\nAuthorization: Bearer sk-bench\r\n"
+            f"Content-Length: {len(body)}\r\n\r\n").encode()
+    samples: list[float] = []
+    totals: list[float] = []
+    with socket.create_connection(("127.0.0.1", target.port), timeout=10) as conn:
+        conn.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+        for _ in range(requests):
+            started = time.perf_counter()
+            conn.sendall(head + body)
+            buffer, first = b"", None
+            while True:
+                chunk = conn.recv(65536)
+                if not chunk:
+                    raise RuntimeError(f"{target.name} closed the connection mid-stream")
+                if first is None and b"data:" in (buffer[-8:] + chunk):
+                    first = time.perf_counter()
+                buffer += chunk
+                if b"[DONE]" in buffer and buffer.endswith(b"0\r\n\r\n"):
+                    break
+            if not buffer.startswith(b"HTTP/1.1 200"):
+                raise RuntimeError(f"{target.name} answered {buffer[:80]!r}")
+            samples.append((first - started) * 1000)
+            totals.append((time.perf_counter() - started) * 1000)
+    samples.sort()
+    return {"requests": requests, "p50_ms": statistics.median(samples), "mean_ms": statistics.fmean(samples),
+            "p90_ms": samples[int(len(samples) * 0.9) - 1], "min_ms": samples[0],
+            "stream_total_p50_ms": statistics.median(totals)}
+
+
+def idle_memory(target: Target, settle: float = 2.0) -> dict:
+    time.sleep(settle)
+    rss, pss = memory_kb(target.pids())
+    return {"rss_mb": rss / 1024, "pss_mb": pss / 1024, "processes": len(target.pids())}
+
+
+def warm_up(target: Target, seconds: float) -> None:
+    for stream in (False, True):
+        wrk(target, stream=stream, connections=16, seconds=seconds)
+
+
+def log_row(name: str, run: int, row: dict) -> None:
+    log(f"{name} run {run} {row['mode']:<10} c{row['connections']:<3} {row['rps']:8.0f} req/s  "
+        f"p50 {row['p50_ms']:7.2f} ms  p99 {row['p99_ms']:8.2f} ms  errors {row['errors']}  "
+        f"cpu {row['cpu_ms_per_request'] or 0:.2f} ms/req  peak PSS {row['peak_pss_mb']:.0f} MB")
+
+
+def measure_group(group: list[Target], *, seconds: float, ttfb_requests: int, running: set[str]) -> dict[str, dict]:
+    """Everything for the targets of a group, each figure RUNS times.
+
+    The targets of a group run side by side (an idle one costs nothing) and take turns cell by
+    cell, in A B / B A order from one run to the next, so that a shared, noisy machine drifts
+    over both alike and their ratio stays fair. Targets named in `running` are already up."""
+    results: dict[str, dict] = {}
+    live: list[Target] = []
+    try:
+        for target in group:
+            try:
+                if target.name not in running:
+                    log(f"{target.name}: starting")
+                    began = time.monotonic()
+                    target.start()
+                    results[target.name] = {"startup_s": time.monotonic() - began}
+                else:
+                    results[target.name] = {"startup_s": 0.0}
+            except (RuntimeError, OSError) as exc:
+                log(f"{target.name}: NOT MEASURED: {exc}")
+                results[target.name] = {"label": target.label, "error": str(exc), "runs": []}
+                continue
+            results[target.name].update(label=target.label, idle=[], runs=[], ttfb=[], processes=len(target.pids()),
+                                        idle_cold=idle_memory(target, settle=1.0))
+            warm_up(target, seconds=min(2.0, seconds))
+            live.append(target)
+        for run in range(1, RUNS + 1):
+            order = live if run % 2 else live[::-1]
+            for target in order:
+                results[target.name]["idle"].append(idle_memory(target))
+                results[target.name]["runs"].append([])
+            for stream in (False, True):
+                for connections in CONCURRENCIES:
+                    for target in order:
+                        row = wrk(target, stream=stream, connections=connections, seconds=seconds)
+                        results[target.name]["runs"][-1].append(row)
+                        log_row(target.name, run, row)
+            for target in order:
+                ttfb = first_bytes(target, requests=ttfb_requests)
+                results[target.name]["ttfb"].append(ttfb)
+                log(f"{target.name} run {run} first byte ({TTFB_DELAY_MS} ms/chunk): p50 {ttfb['p50_ms']:.2f} ms  "
+                    f"mean {ttfb['mean_ms']:.2f} ms")
+    finally:
+        for target in group:
+            if target.name not in running:
+                target.stop()
+    return results
+
+
+def soak(target: Target, *, marks: tuple[int, ...], chunk_seconds: float = 5.0, budget_s: float = 300.0) -> list[dict]:
+    """RSS and PSS of a fresh target after each mark of requests (half non-stream, half stream, c16).
+    Bounded: stops at `budget_s` and says so in the last point."""
+    log(f"{target.name}: soak to {marks[-1]:,} requests")
+    target.start()
+    points, served, deadline = [], 0, time.monotonic() + budget_s
+    try:
+        for mark in marks:
+            while served < mark and time.monotonic() < deadline:
+                left = mark - served
+                for stream, share in ((False, (left + 1) // 2), (True, left // 2)):
+                    if share > 0:
+                        served += wrk(target, stream=stream, connections=16, seconds=chunk_seconds, limit=share)["requests"]
+            point = {"requests": served, "mark": mark, **idle_memory(target, settle=1.0)}
+            points.append(point)
+            log(f"{target.name} after {served:,} requests: RSS {point['rss_mb']:.1f} MB  PSS {point['pss_mb']:.1f} MB")
+            if served < mark:
+                log(f"{target.name}: soak stopped at its {budget_s:.0f} s budget")
+                break
+    finally:
+        target.stop()
+    return points
+
+
+# --------------------------------------------------------------------------- targets
+
+def build_targets(args: argparse.Namespace, mock_port: int) -> dict[str, Target]:
+    upstream = f"http://127.0.0.1:{mock_port}/v1"
+    base_env = {"PATH": os.environ.get("PATH", "/usr/bin:/bin"), "HOME": os.environ.get("HOME", "/root"),
+                "LANG": "C.UTF-8", "PYTHONUNBUFFERED": "1", "PYTHONDONTWRITEBYTECODE": "1"}
+    py_bin = Path(os.path.abspath(args.python)).parent  # not resolve(): a venv's python is a symlink
+    targets = {}
+    port = free_port()
+    targets["mock"] = Target("mock", "mock provider (direct)", [], BENCH, base_env, mock_port,
+                             "mock-model", "mock-model-delay-5")
+    port = free_port()
+    targets["minimal"] = Target(
+        "minimal", "minimal Flask passthrough",
+        [str(py_bin / "gunicorn"), "-k", "gevent", "-w", "2", "--worker-connections", "2000", "--keep-alive", "120",
+         "-b", f"127.0.0.1:{port}", "minimal:app"],
+        BENCH, {**base_env, "MINIMAL_UPSTREAM": upstream}, port, "mock-model", "mock-model-delay-5")
+    port = free_port()
+    config = OUT / "litellm-config.yaml"
+    config.write_text(litellm_config(upstream))
+    targets["litellm"] = Target(
+        "litellm", "LiteLLM proxy",
+        [str(Path(os.path.abspath(args.litellm_python)).parent / "litellm"), "--config", str(config), "--host", "127.0.0.1",
+         "--port", str(port), "--num_workers", "2", "--timeout_worker_healthcheck", "120"],
+        OUT, {**base_env, "LITELLM_LOCAL_MODEL_COST_MAP": "True", "LITELLM_TELEMETRY": "False",
+              "LITELLM_DANGEROUSLY_PERMIT_WEAK_OR_UNSET_MASTER_KEY": "true"},
+        port, "mock-model", "mock-model-delay-5", startup_timeout=180)
+    port = free_port()
+    gateway_env = {**base_env, "SERVER_HOST": "127.0.0.1", "SERVER_PORT": str(port), "WEB_CONCURRENCY": "2",
+                   "OPENAI_API_URL": upstream, "OPENAI_API_KEY": "sk-bench"}
+    for item in args.gateway_env:
+        key, _, value = item.partition("=")
+        gateway_env[key] = value
+    targets["gateway"] = Target(
+        "gateway", "this gateway", [str(py_bin / "gunicorn"), "wsgi:app"], Path(args.gateway_dir), gateway_env, port,
+        "openai/mock-model", "openai/mock-model-delay-5")
+    return targets
+
+
+def litellm_config(upstream: str) -> str:
+    entries = "".join(
+        f"  - model_name: {name}\n    litellm_params:\n      model: openai/{name}\n"
+        f"      api_base: {upstream}\n      api_key: sk-bench\n"
+        for name in ("mock-model", "mock-model-delay-5"))
+    return f"model_list:\n{entries}litellm_settings:\n  telemetry: false\n"
+
+
+def command_line(target: Target) -> str:
+    """How to start a target by hand (for RESULTS.md), paths relative to the repo."""
+    settings = " ".join(f"{k}={v}" for k, v in target.env.items() if k not in ("PATH", "HOME", "LANG", "PYTHONUNBUFFERED", "PYTHONDONTWRITEBYTECODE"))
+    argv = " ".join(str(a).replace(str(ROOT) + "/", "") for a in target.argv)
+    where = str(target.cwd.relative_to(ROOT)) if target.cwd.is_relative_to(ROOT) and target.cwd != ROOT else "."
+    return f"(cd {where} && {settings} {argv})"
+
+
+class Mock:
+    def __init__(self, port: int):
+        self.port = port
+        self.proc: subprocess.Popen | None = None
+
+    def start(self) -> None:
+        handle = (OUT / "mock.log").open("ab")
+        self.proc = subprocess.Popen(["node", str(BENCH / "mock_provider.js"), str(self.port)], stdout=handle,
+                                     stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL, start_new_session=True)
+        handle.close()
+        for _ in range(100):
+            if post(f"http://127.0.0.1:{self.port}/v1/chat/completions", '{"model":"m"}', timeout=2)[0] == 200:
+                return
+            time.sleep(0.1)
+        raise RuntimeError("mock provider did not start; see bench/out/mock.log")
+
+    def stop(self) -> None:
+        if self.proc and self.proc.poll() is None:
+            self.proc.terminate()
+            self.proc.wait(timeout=10)
+
+
+# --------------------------------------------------------------------------- versions
+
+def versions(args: argparse.Namespace) -> dict:
+    def run(argv: list[str]) -> str:
+        try:
+            out = subprocess.run(argv, check=False, capture_output=True, text=True, timeout=120)
+            return (out.stdout or out.stderr).strip().splitlines()[0]
+        except (OSError, IndexError, subprocess.TimeoutExpired):
+            return "n/a"
+
+    script = ("import importlib.metadata as m, platform, sys\n"
+              "names = sys.argv[1:]\n"
+              "def v(n):\n try: return m.version(n)\n except m.PackageNotFoundError: return 'n/a'\n"
+              "print(' '.join([platform.python_version()] + [v(n) for n in names]))")
+    gateway_pkgs = ["gunicorn", "gevent", "flask", "requests", "urllib3"]
+    found = run([args.python, "-c", script, *gateway_pkgs]).split()
+    result = dict(zip(["python", *gateway_pkgs], found))
+    if Path(args.litellm_python).exists():
+        lite = run([args.litellm_python, "-c", script, "litellm", "uvicorn", "fastapi"]).split()
+        result.update(zip(["litellm_python", "litellm", "uvicorn", "fastapi"], lite))
+    result["wrk"] = run(["wrk", "-v"]).split(" [")[0]
+    result["node"] = run(["node", "--version"])
+    cpu = next((ln.split(":", 1)[1].strip() for ln in Path("/proc/cpuinfo").read_text().splitlines()
+                if ln.startswith("model name")), "n/a")
+    result["machine"] = f"{os.cpu_count()} cores, {cpu}, Linux {platform.release()}"
+    return result
+
+
+# --------------------------------------------------------------------------- report
+
+TARGETS = {"rps_vs_minimal": 0.95, "first_byte_overhead_ms": 3.0, "nonstream_vs_litellm": 8.0,
+           "stream_vs_litellm": 15.0, "idle_pss_mb": 120.0, "rss_growth": 1.1}
+
+
+def row_of(result: dict, run: int, mode: str, connections: int) -> dict | None:
+    for row in result["runs"][run] if run < len(result["runs"]) else []:
+        if row["mode"] == mode and row["connections"] == connections:
+            return row
+    return None
+
+
+def mean_rps(result: dict | None, mode: str, connections: int) -> float | None:
+    if not result or not result.get("runs"):
+        return None
+    values = [r["rps"] for i in range(len(result["runs"])) if (r := row_of(result, i, mode, connections))]
+    return statistics.fmean(values) if values else None
+
+
+def mean_cpu(result: dict | None, mode: str, connections: int) -> float | None:
+    if not result or not result.get("runs"):
+        return None
+    values = [r["cpu_ms_per_request"] for i in range(len(result["runs"]))
+              if (r := row_of(result, i, mode, connections)) and r["cpu_ms_per_request"]]
+    return statistics.fmean(values) if values else None
+
+
+def ratios(data: dict) -> dict:
+    res = data["results"]
+    out: dict = {"vs_minimal": {}, "vs_litellm": {}, "cpu_vs_minimal": {}, "cpu_vs_litellm": {}}
+    gw = res.get("gateway")
+    for mode in MODES:
+        for c in CONCURRENCIES:
+            key = f"{mode} c{c}"
+            g = mean_rps(gw, mode, c)
+            for other, slot in (("minimal", "vs_minimal"), ("litellm", "vs_litellm")):
+                o = mean_rps(res.get(other), mode, c)
+                out[slot][key] = g / o if g and o else None
+                gc, oc = mean_cpu(gw, mode, c), mean_cpu(res.get(other), mode, c)
+                out[f"cpu_{slot}"][key] = gc / oc if gc and oc else None
+    if gw and res.get("mock") and gw.get("ttfb") and res["mock"].get("ttfb"):
+        out["first_byte_overhead_ms"] = [g["p50_ms"] - d["p50_ms"] for g, d in zip(gw["ttfb"], res["mock"]["ttfb"])]
+    for name in ("minimal", "litellm"):
+        if res.get(name) and res.get("mock") and res[name].get("ttfb"):
+            out[f"{name}_first_byte_overhead_ms"] = [
+                t["p50_ms"] - d["p50_ms"] for t, d in zip(res[name]["ttfb"], res["mock"]["ttfb"])]
+    soaks = data.get("soak", {}).get("gateway")
+    if soaks:
+        out["rss_growth"] = [s[-1]["rss_mb"] / s[0]["rss_mb"] for s in soaks if len(s) >= 2 and s[-1]["requests"] >= s[-1]["mark"]]
+    return out
+
+
+def verdicts(data: dict, r: dict) -> list[tuple[str, str, str]]:
+    """(target, measured, met / missed / not measured)."""
+    def judge(ok: bool | None) -> str:
+        return "not measured" if ok is None else ("met" if ok else "**missed**")
+
+    rows = []
+    for mode in MODES:
+        for c in CONCURRENCIES:
+            v = r["vs_minimal"].get(f"{mode} c{c}")
+            rows.append((f">= {TARGETS['rps_vs_minimal']}x minimal RPS, {mode} c{c}", fmt(v, "x"),
+                         judge(None if v is None else v >= TARGETS["rps_vs_minimal"])))
+    overhead = r.get("first_byte_overhead_ms")
+    rows.append((f"first-byte overhead <= {TARGETS['first_byte_overhead_ms']:g} ms over direct (p50, each run)",
+                 " / ".join(fmt(x, " ms") for x in overhead) if overhead else "n/a",
+                 judge(None if not overhead else max(overhead) <= TARGETS["first_byte_overhead_ms"])))
+    for mode, need in (("non-stream", TARGETS["nonstream_vs_litellm"]), ("stream", TARGETS["stream_vs_litellm"])):
+        for c in CONCURRENCIES:
+            v = r["vs_litellm"].get(f"{mode} c{c}")
+            rows.append((f">= {need:g}x LiteLLM RPS, {mode} c{c}", fmt(v, "x"), judge(None if v is None else v >= need)))
+    gw = data["results"].get("gateway")
+    idle = [i["pss_mb"] for i in gw.get("idle", [])] if gw else []
+    rows.append((f"idle PSS of the gateway (2 workers) <= {TARGETS['idle_pss_mb']:g} MB",
+                 " / ".join(fmt(x, " MB") for x in idle) if idle else "n/a",
+                 judge(None if not idle else max(idle) <= TARGETS["idle_pss_mb"])))
+    growth = r.get("rss_growth")
+    rows.append((f"RSS after 100k requests <= {TARGETS['rss_growth']}x RSS after 10k",
+                 " / ".join(fmt(x, "x") for x in growth) if growth else "n/a",
+                 judge(None if not growth else max(growth) <= TARGETS["rss_growth"])))
+    return rows
+
+
+def fmt(value: float | None, unit: str = "", digits: int = 2) -> str:
+    return "n/a" if value is None else f"{value:.{digits}f}{unit}"
+
+
+def both(result: dict, mode: str, c: int, key: str, digits: int = 1) -> str:
+    values = [row_of(result, i, mode, c) for i in range(len(result["runs"]))]
+    return " / ".join("n/a" if v is None or v[key] is None else f"{v[key]:.{digits}f}" for v in values)
+
+
+def render(data: dict) -> str:
+    res, r = data["results"], ratios(data)
+    lines = ["# Benchmark results", ""]
+    lines += [f"Run {data['started']} → {data['finished']} UTC, {data['elapsed_s']:.0f} s in all, by `{data['command']}`.",
+              f"Load average at start / end: {data['loadavg_start']} / {data['loadavg_end']}.", ""]
+    if data.get("note"):
+        lines += [f"> {data['note']}", ""]
+    lines += ["How each figure is taken is in [README.md](README.md). Every figure is given twice (run 1 / run 2).",
+              (f"wrk: {WRK_THREADS} threads, 10 s timeout; {', '.join(f'c{c}' for c in CONCURRENCIES)} for "
+               f"{data['seconds']:g} s each; non-stream = one JSON chat.completion, stream = 20 SSE chunks + usage "
+               f"chunk + [DONE] with no delay."), ""]
+    lines += ["## Targets", "", "| target | measured | verdict |", "|---|---|---|"]
+    lines += [f"| {a} | {b} | {c} |" for a, b, c in verdicts(data, r)]
+    lines += ["", "## Ratios (mean of the two runs)", "",
+              ("RPS ratios are what the targets are about; CPU per request (lower is better) is the same comparison "
+               "seen through the figure a busy machine moves least."), "",
+              "| | RPS gateway / minimal | RPS gateway / LiteLLM | CPU per request gateway / minimal | CPU per request gateway / LiteLLM |",
+              "|---|---|---|---|---|"]
+    for mode in MODES:
+        for c in CONCURRENCIES:
+            k = f"{mode} c{c}"
+            lines.append(f"| {k} | {fmt(r['vs_minimal'].get(k), 'x')} | {fmt(r['vs_litellm'].get(k), 'x')} | "
+                         f"{fmt(r['cpu_vs_minimal'].get(k), 'x')} | {fmt(r['cpu_vs_litellm'].get(k), 'x')} |")
+    lines.append("")
+    for name in ("gateway", "minimal", "litellm"):
+        key = "first_byte_overhead_ms" if name == "gateway" else f"{name}_first_byte_overhead_ms"
+        if r.get(key):
+            lines.append(f"- {res[name]['label']}: stream first-byte overhead over direct (p50): "
+                         + " / ".join(fmt(x, " ms") for x in r[key]))
+    lines += ["", "## Throughput and latency", "",
+              "| target | mode | conc | RPS | p50 ms | p99 ms | errors | CPU ms/req | peak RSS MB | peak PSS MB |",
+              "|---|---|---|---|---|---|---|---|---|---|"]
+    for name in ("mock", "minimal", "gateway", "litellm"):
+        result = res.get(name)
+        if not result:
+            continue
+        if result.get("error"):
+            lines.append(f"| {name} | — | — | not measured: {result['error']} | | | | | | |")
+            continue
+        for mode in MODES:
+            for c in CONCURRENCIES:
+                lines.append(f"| {result['label']} | {mode} | {c} | {both(result, mode, c, 'rps', 0)} | "
+                             f"{both(result, mode, c, 'p50_ms', 2)} | {both(result, mode, c, 'p99_ms', 2)} | "
+                             f"{both(result, mode, c, 'errors', 0)} | {both(result, mode, c, 'cpu_ms_per_request', 2)} | "
+                             f"{both(result, mode, c, 'peak_rss_mb', 0)} | {both(result, mode, c, 'peak_pss_mb', 0)} |")
+    lines += ["", f"## Stream time to first byte ({data['ttfb_requests']} sequential requests, {TTFB_DELAY_MS} ms per chunk)", "",
+              "| target | p50 ms | mean ms | p90 ms | whole stream p50 ms |", "|---|---|---|---|---|"]
+    for name in ("mock", "minimal", "gateway", "litellm"):
+        result = res.get(name)
+        if result and result.get("ttfb"):
+            t = result["ttfb"]
+            lines.append(f"| {result['label']} | " + " | ".join(
+                " / ".join(f"{x[k]:.2f}" for x in t) for k in ("p50_ms", "mean_ms", "p90_ms", "stream_total_p50_ms")) + " |")
+    lines += ["", "## Memory", "",
+              "| target | processes | idle after start: RSS / PSS MB | idle, warm (run 1 / run 2): RSS MB | PSS MB | peak under load: RSS MB | PSS MB |",
+              "|---|---|---|---|---|---|---|"]
+    for name in ("mock", "minimal", "gateway", "litellm"):
+        result = res.get(name)
+        if not result or not result.get("runs"):
+            continue
+        peaks = [(max(x["peak_rss_mb"] for x in run), max(x["peak_pss_mb"] for x in run)) for run in result["runs"]]
+        cold = result["idle_cold"]
+        lines.append(f"| {result['label']} | {result['processes']} | {cold['rss_mb']:.0f} / {cold['pss_mb']:.0f} | "
+                     + " / ".join(f"{i['rss_mb']:.0f}" for i in result["idle"]) + " | "
+                     + " / ".join(f"{i['pss_mb']:.0f}" for i in result["idle"]) + " | "
+                     + " / ".join(f"{p[0]:.0f}" for p in peaks) + " | " + " / ".join(f"{p[1]:.0f}" for p in peaks) + " |")
+    soaks = data.get("soak", {})
+    if soaks:
+        lines += ["", "## Memory over many requests (fresh start each run; half non-stream, half stream, c16)", "",
+                  "| target | run | requests | RSS MB | PSS MB |", "|---|---|---|---|---|"]
+        for name, runs in soaks.items():
+            for i, points in enumerate(runs, 1):
+                for p in points:
+                    lines.append(f"| {res[name]['label'] if name in res else name} | {i} | {p['requests']:,} | "
+                                 f"{p['rss_mb']:.1f} | {p['pss_mb']:.1f} |")
+    profile = BENCH / "PROFILE.md"
+    if profile.exists():
+        lines += ["", "## Profile", "", ("Where the gateway spends its time, and what to fix: [PROFILE.md](PROFILE.md) "
+                                          "(py-spy, kept by hand; `bash bench/profile.sh` takes a new one).")]
+    lines += ["", "## Versions", ""] + [f"- {k}: {v}" for k, v in data["versions"].items()]
+    lines += ["", "## Commands", "", "```"] + data["commands"] + ["```", ""]
+    return "\n".join(lines)
+
+
+def summary(data: dict) -> str:
+    r = ratios(data)
+    lines = ["", "=" * 78, "SUMMARY (mean of 2 runs)", "=" * 78]
+    lines.append(f"{'':<22}" + "".join(f"{m + ' c' + str(c):>16}" for m in MODES for c in CONCURRENCIES))
+    for name in ("mock", "minimal", "gateway", "litellm"):
+        result = data["results"].get(name)
+        if not result or not result.get("runs"):
+            if result:
+                lines.append(f"{name:<22}not measured: {result.get('error')}")
+            continue
+        lines.append(f"{name + ' RPS':<22}" + "".join(f"{fmt(mean_rps(result, m, c), '', 0):>16}" for m in MODES for c in CONCURRENCIES))
+    lines.append(f"{'gateway/minimal':<22}" + "".join(f"{fmt(r['vs_minimal'].get(f'{m} c{c}'), 'x'):>16}" for m in MODES for c in CONCURRENCIES))
+    lines.append(f"{'gateway/LiteLLM':<22}" + "".join(f"{fmt(r['vs_litellm'].get(f'{m} c{c}'), 'x'):>16}" for m in MODES for c in CONCURRENCIES))
+    lines.append(f"{'CPU/req gw/minimal':<22}" + "".join(f"{fmt(r['cpu_vs_minimal'].get(f'{m} c{c}'), 'x'):>16}" for m in MODES for c in CONCURRENCIES))
+    lines.append("")
+    for target, measured, verdict in verdicts(data, r):
+        lines.append(f"  [{verdict.strip('*'):>12}] {target}: {measured}")
+    lines.append(f"\nFull report: {data.get('report', BENCH / 'RESULTS.md')}   raw: {OUT / 'results.json'}")
+    return "\n".join(lines)
+
+
+# --------------------------------------------------------------------------- main
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--targets", default="mock,minimal+gateway,litellm",
+                        help="comma list of groups; the targets of a group joined by + take turns run by run")
+    parser.add_argument("--soak", default="gateway", help="targets whose RSS is taken after 10k and 100k requests ('' for none)")
+    parser.add_argument("--seconds", type=float, default=10.0, help="length of each wrk run")
+    parser.add_argument("--ttfb-requests", type=int, default=TTFB_REQUESTS)
+    parser.add_argument("--quick", action="store_true", help="2 s runs, 10 first-byte requests, soak to 2k/5k: checks the harness")
+    parser.add_argument("--python", default=os.environ.get("BENCH_PYTHON", sys.executable),
+                        help="python of the gateway's venv (gunicorn is taken from beside it)")
+    parser.add_argument("--litellm-python", default=str(BENCH / ".venv-litellm" / "bin" / "python"))
+    parser.add_argument("--gateway-dir", default=str(ROOT), help="checkout of the gateway to run (default: this repo)")
+    parser.add_argument("--gateway-env", action="append", default=[], metavar="KEY=VALUE", help="extra gateway setting")
+    parser.add_argument("--note", default=os.environ.get("BENCH_NOTE", ""), help="a line for the top of RESULTS.md")
+    parser.add_argument("--render", metavar="JSON", help="only write RESULTS.md from a saved results.json")
+    parser.add_argument("--results", default=str(BENCH / "RESULTS.md"))
+    args = parser.parse_args()
+
+    def stop_cleanly(signum: int, _frame: object) -> None:
+        raise SystemExit(128 + signum)  # unwinds through every `finally`, which stops what we started
+
+    signal.signal(signal.SIGTERM, stop_cleanly)
+    signal.signal(signal.SIGINT, stop_cleanly)  # also when started in the background, where SIGINT is ignored
+
+    if args.render:
+        data = json.loads(Path(args.render).read_text())
+        data["report"] = args.results
+        Path(args.results).write_text(render(data))
+        print(summary(data))
+        return 0
+
+    marks = SOAK_MARKS
+    if args.quick:
+        args.seconds, args.ttfb_requests, marks = 2.0, 10, (2_000, 5_000)
+    if not shutil.which("wrk"):
+        print("wrk is not installed (bash bench/run.sh installs it)", file=sys.stderr)
+        return 2
+    OUT.mkdir(exist_ok=True)
+    for stale in OUT.glob("*.log"):
+        stale.unlink()
+    started = time.time()
+    data: dict = {"started": time.strftime("%Y-%m-%d %H:%M:%S", time.gmtime(started)), "seconds": args.seconds,
+                  "ttfb_requests": args.ttfb_requests, "soak_marks": list(marks),
+                  "loadavg_start": " ".join(Path("/proc/loadavg").read_text().split()[:3]),
+                  "command": os.environ.get("BENCH_COMMAND", "python bench/runner.py " + " ".join(sys.argv[1:])),
+                  "note": args.note, "results": {}, "soak": {}, "versions": versions(args)}
+    mock = Mock(free_port())
+    mock.start()
+    targets = build_targets(args, mock.port)
+    # The mock "target" is the mock process itself, measured the same way.
+    targets["mock"].proc = mock.proc
+    commands = [f"node bench/mock_provider.js {mock.port}"]
+    try:
+        for spec in [t.strip() for t in args.targets.split(",") if t.strip()]:
+            group = [targets[name] for name in spec.split("+")]
+            for target in group:
+                if target.name != "mock":
+                    commands.append(command_line(target))
+            try:
+                data["results"].update(measure_group(group, seconds=args.seconds, ttfb_requests=args.ttfb_requests,
+                                                     running={"mock"}))
+            except (RuntimeError, subprocess.TimeoutExpired, OSError) as exc:
+                log(f"{spec}: NOT MEASURED: {exc}")
+                for target in group:
+                    data["results"][target.name] = {"label": target.label, "error": str(exc), "runs": []}
+        for name in [t.strip() for t in args.soak.split(",") if t.strip()]:
+            if not data["results"].get(name, {}).get("runs"):
+                continue
+            try:
+                data["soak"][name] = [soak(targets[name], marks=marks) for _ in range(RUNS)]
+            except (RuntimeError, subprocess.TimeoutExpired, OSError) as exc:
+                log(f"{name}: soak NOT MEASURED: {exc}")
+                targets[name].stop()
+    finally:
+        for name, target in targets.items():
+            if name != "mock":
+                target.stop()
+        mock.stop()
+    commands += [
+        f"BENCH_BODY='<body>' wrk -t{WRK_THREADS} -c<16|64> -d{args.seconds:g}s --timeout 10s -s bench/post.lua <url>",
+        "# body: {\"model\": <model>, \"messages\": [...], \"stream\": <false|true>}; model mock-model, openai/mock-model for the gateway",
+        "# soak: same, c16, with BENCH_LIMIT=<requests left> in 5 s slices until 10k, then 100k",
+        f"# first byte: {args.ttfb_requests} sequential POSTs with model mock-model-delay-{TTFB_DELAY_MS} on one keep-alive connection",
+    ]
+    data["commands"] = commands
+    data["finished"] = time.strftime("%Y-%m-%d %H:%M:%S", time.gmtime())
+    data["elapsed_s"] = time.time() - started
+    data["loadavg_end"] = " ".join(Path("/proc/loadavg").read_text().split()[:3])
+    data["report"] = args.results
+    (OUT / "results.json").write_text(json.dumps(data, indent=1))
+    Path(args.results).write_text(render(data))
+    print(summary(data))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
