@@ -11,7 +11,6 @@ import logging
 import os
 import re
 import time
-import uuid
 from collections.abc import Callable, Iterable
 from typing import Any
 
@@ -28,7 +27,7 @@ _SANE_ID = re.compile(r"[A-Za-z0-9._:\-]{1,128}")
 def request_id_from(header: str | None) -> str:
     if header and _SANE_ID.fullmatch(header):
         return header
-    return uuid.uuid4().hex
+    return os.urandom(16).hex()
 
 
 class AccessLog:

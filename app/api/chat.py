@@ -11,7 +11,7 @@ from app import completions
 from app.mcp import agent_loop
 from app.mcp import chat as mcp_chat
 from app.schemas import check, json_object
-from app.schemas.chat import CHAT, COMPLETION, EMBEDDING
+from app.schemas.chat import CHAT, COMPLETION, EMBEDDING, plainly_valid_chat
 
 bp = Blueprint("chat", __name__)
 
@@ -19,7 +19,8 @@ bp = Blueprint("chat", __name__)
 @bp.post("/v1/chat/completions")
 def chat_completions() -> Response:
     payload = json_object(request)
-    check(CHAT, payload)
+    if not plainly_valid_chat(payload):
+        check(CHAT, payload)
     if agent_loop().applies():  # MCP on and tools available: the gateway runs the model's MCP calls
         return mcp_chat.forward(payload)
     return completions.forward(completions.CHAT, payload)

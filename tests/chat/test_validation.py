@@ -125,3 +125,32 @@ def test_images_refused_by_a_provider_without_vision(make_app):
     client = make_app({"ENABLE_VISION": "true", "DEEPSEEK_API_KEY": "sk"}).test_client()
     error = error_of(client.post("/v1/chat/completions", json={"model": "deepseek/chat", "messages": IMAGE}), 400)
     assert error["code"] == "vision_unsupported" and "deepseek" in error["message"]
+
+
+PLAIN = {"model": "openai/gpt-4o", "messages": [{"role": "user", "content": "hi"}]}
+
+
+@pytest.mark.parametrize("extra", [
+    {}, {"stream": True}, {"stream": False, "max_tokens": 5}, {"tools": [{"type": "function"}]},
+    {"stream_options": {"include_usage": True}}, {"temperature": 0.2, "top_k": 3}, {"max_tokens": None},
+])
+def test_fast_path_only_passes_what_the_schema_passes(extra):
+    from app.schemas.chat import CHAT, plainly_valid_chat
+
+    payload = {**PLAIN, **extra}
+    assert plainly_valid_chat(payload)
+    assert CHAT.validate(payload) == {}
+
+
+@pytest.mark.parametrize("change", [
+    {"model": ""}, {"model": 3}, {"messages": []}, {"messages": [{"role": "robot", "content": "x"}]},
+    {"messages": [{"role": "user", "content": 5}]}, {"messages": ["hi"]}, {"stream": "yes"}, {"stream": None},
+    {"max_tokens": 0}, {"max_tokens": True}, {"max_tokens": 2.5}, {"stream_options": []}, {"tools": {}},
+    {"tools": ["x"]}, {"messages": [{"role": "user", "content": "x", "tool_calls": "nope"}]},
+])
+def test_fast_path_leaves_every_invalid_body_to_the_schema(change):
+    from app.schemas.chat import CHAT, plainly_valid_chat
+
+    payload = {**PLAIN, **change}
+    assert not plainly_valid_chat(payload)
+    assert CHAT.validate(payload) != {}
