@@ -49,3 +49,12 @@ def test_stall_mid_stream_is_a_timeout_not_a_hang(fake_provider):
     with pytest.raises(UpstreamTimeout):
         # headers come at once; the first event is 1.5 s late
         list(provider.iter_body(provider.request("POST", "/chat/completions", json={})))
+
+
+def test_a_providers_cookie_is_never_replayed_on_a_later_request(fake_provider):
+    fake_provider.on("GET", "/v1/models", json_reply({"data": []}, headers={"Set-Cookie": "session=caller-a; Path=/"}))
+    provider = provider_at(fake_provider.url + "/v1")
+    for _ in range(2):  # e.g. two different callers
+        provider.read_body(provider.request("GET", "/models"))
+    assert [seen.headers.get("cookie") for seen in fake_provider.requests] == [None, None]
+    assert fake_provider.requests[0].headers["authorization"] == "Bearer k"
