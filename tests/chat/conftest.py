@@ -43,10 +43,7 @@ def gateway(shared_fake: FakeProvider, tmp_path_factory: pytest.TempPathFactory)
 @pytest.fixture
 def fake(shared_fake: FakeProvider) -> FakeProvider:
     """The module's fake provider, with no routes, no recorded requests and `aborted` clear."""
-    shared_fake.routes.clear()
-    shared_fake.requests.clear()
-    shared_fake.aborted.clear()
-    return shared_fake
+    return shared_fake.reset()
 
 
 @pytest.fixture

@@ -49,10 +49,7 @@ def gateway(shared_fake, mcp_server, tmp_path_factory) -> Iterator[LiveGateway]:
 
 @pytest.fixture
 def fake(shared_fake: FakeProvider) -> FakeProvider:
-    shared_fake.routes.clear()
-    shared_fake.requests.clear()
-    shared_fake.aborted.clear()
-    return shared_fake
+    return shared_fake.reset()
 
 
 @pytest.fixture
@@ -165,9 +162,7 @@ def test_a_provider_error_passes_through(sdk, fake):
 
 
 def test_a_server_down_at_start_gets_its_tools_to_the_model_later(shared_fake, live_gateway, make_mcp_server):
-    fake = shared_fake
-    fake.routes.clear()
-    fake.requests.clear()
+    fake = shared_fake.reset()
     fake.on("POST", CHAT, tools_then_text(call("mcp_add", {"a": 1, "b": 2})))
     port = free_port()
     gateway = live_gateway(gateway_env(fake, f"http://127.0.0.1:{port}/mcp", MCP_MAX_RETRIES="1",

@@ -66,10 +66,7 @@ def proxy_setup_once(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Proxy
 @pytest.fixture
 def proxy_setup(proxy_setup_once: ProxySetup) -> ProxySetup:
     for fake in (proxy_setup_once.provider, proxy_setup_once.elsewhere):
-        fake.routes.clear()
-        fake.requests.clear()
-        fake.aborted.clear()
-        fake.streams_finished = 0
+        fake.reset()
     return proxy_setup_once
 
 

@@ -87,6 +87,14 @@ class FakeProvider:
         self.routes[(method.upper(), path)] = reply
         return self
 
+    def reset(self) -> FakeProvider:
+        """Forget routes and recorded requests and clear `aborted` (a module-scoped fake between tests)."""
+        self.routes.clear()
+        self.requests.clear()
+        self.aborted.clear()
+        self.streams_finished = 0
+        return self
+
     def start(self) -> FakeProvider:
         fake = self
 
