@@ -18,7 +18,7 @@ from __future__ import annotations
 
 import json
 import logging
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any
 
@@ -69,7 +69,17 @@ def unexpected_shape(provider: Provider) -> UpstreamError:
     return UpstreamError(f"Provider {provider.id} answered the model list in a shape the gateway does not know.")
 
 
-def page_limit_reached(provider: Provider) -> None:
+def pages(provider: Provider, params: dict[str, Any],
+          follow: Callable[[dict[str, Any]], dict[str, Any] | None]) -> Iterator[dict[str, Any]]:
+    """Every page of a paged model list: `follow(page)` gives the next page's params, or None at
+    the end. A cursor that repeats ends the list; so do MAX_PAGES pages (logged)."""
+    for _ in range(MAX_PAGES):
+        page = fetch_page(provider, provider.spec.models_endpoint, params)
+        yield page
+        following = follow(page)
+        if following is None or following == params:
+            return
+        params = following
     log.warning("model list of %s still had more pages after %d; listing what arrived", provider.id, MAX_PAGES,
                 extra={"provider": provider.id})
 

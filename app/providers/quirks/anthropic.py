@@ -12,7 +12,7 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING, Any
 
-from app.providers.model_entries import MAX_PAGES, Entry, entry, fetch_page, items, page_limit_reached, parse_timestamp
+from app.providers.model_entries import Entry, entry, items, pages, parse_timestamp
 
 if TYPE_CHECKING:
     from app.providers.provider import Provider
@@ -21,16 +21,10 @@ PAGE_SIZE = 1000  # Anthropic's largest page
 
 
 def list_models(provider: Provider) -> list[Entry]:
-    models: list[Entry] = []
-    params: dict[str, Any] = {"limit": PAGE_SIZE}
-    for _ in range(MAX_PAGES):
-        page = fetch_page(provider, provider.spec.models_endpoint, params)
-        models += [entry(provider.id, model["id"], created=parse_timestamp(model.get("created_at")),
-                         owned_by="anthropic")
-                   for model in items(page, "data", provider) if isinstance(model.get("id"), str) and model["id"]]
+    def follow(page: dict[str, Any]) -> dict[str, Any] | None:
         last_id = page.get("last_id")
-        if not page.get("has_more") or not isinstance(last_id, str) or last_id == params.get("after_id"):
-            return models
-        params = {"limit": PAGE_SIZE, "after_id": last_id}
-    page_limit_reached(provider)
-    return models
+        return {"limit": PAGE_SIZE, "after_id": last_id} if page.get("has_more") and isinstance(last_id, str) else None
+
+    return [entry(provider.id, model["id"], created=parse_timestamp(model.get("created_at")), owned_by="anthropic")
+            for page in pages(provider, {"limit": PAGE_SIZE}, follow)
+            for model in items(page, "data", provider) if isinstance(model.get("id"), str) and model["id"]]

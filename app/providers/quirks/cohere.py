@@ -12,7 +12,7 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING, Any
 
-from app.providers.model_entries import MAX_PAGES, Entry, entry, fetch_page, items, page_limit_reached
+from app.providers.model_entries import Entry, entry, items, pages
 
 if TYPE_CHECKING:
     from app.providers.provider import Provider
@@ -21,15 +21,10 @@ PAGE_SIZE = 1000  # Cohere's largest page
 
 
 def list_models(provider: Provider) -> list[Entry]:
-    models: list[Entry] = []
-    params: dict[str, Any] = {"page_size": PAGE_SIZE}
-    for _ in range(MAX_PAGES):
-        page = fetch_page(provider, provider.spec.models_endpoint, params)
-        models += [entry(provider.id, model["name"], owned_by="cohere")
-                   for model in items(page, "models", provider) if isinstance(model.get("name"), str) and model["name"]]
+    def follow(page: dict[str, Any]) -> dict[str, Any] | None:
         token = page.get("next_page_token")
-        if not token or not isinstance(token, str) or token == params.get("page_token"):
-            return models
-        params = {"page_size": PAGE_SIZE, "page_token": token}
-    page_limit_reached(provider)
-    return models
+        return {"page_size": PAGE_SIZE, "page_token": token} if token and isinstance(token, str) else None
+
+    return [entry(provider.id, model["name"], owned_by="cohere")
+            for page in pages(provider, {"page_size": PAGE_SIZE}, follow)
+            for model in items(page, "models", provider) if isinstance(model.get("name"), str) and model["name"]]
