@@ -35,6 +35,7 @@ from app.providers.provider import Provider
 from app.providers.routing import Route, resolve
 from app.streaming import sse
 from app.streaming.relay import relay, sse_response
+from app.upstream import sse as sse_reader
 
 log = logging.getLogger("gateway.completions")
 
@@ -251,8 +252,8 @@ def stream_events(route: Route, payload: dict[str, Any], meter: Meter | None = N
     ask_for_usage(route.provider, body_payload)
     response = post(route, CHAT.path(route.provider), upstream_body(route, body_payload), stream=True)
     try:
-        for data in sse.iter_data(route.provider.iter_body(response)):
-            if data == sse.DONE:
+        for data in sse_reader.iter_data(route.provider.iter_body(response)):
+            if data == sse_reader.DONE:
                 break
             try:
                 event = json.loads(data)
@@ -286,9 +287,9 @@ class _StreamTap:
                 or (b'"tool_calls"' in block and b'"name"' in block)):
             return block  # the common case: nothing to read, relay as is
         kept, dropped = [], False
-        for event in sse.events_in(block):
-            data = sse.data_of(event)
-            if data and data != sse.DONE:
+        for event in sse_reader.events_in(block):
+            data = sse_reader.data_of(event)
+            if data and data != sse_reader.DONE:
                 try:
                     obj = json.loads(data)
                 except ValueError:

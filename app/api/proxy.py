@@ -1,8 +1,8 @@
 """/proxy/{provider}/{path}: any method, forwarded to the provider's base URL plus `/path`.
 
 The escape hatch for provider features the unified API does not cover. Path rules live in
-`providers/proxy_path.py`, header rules in `providers/proxy_headers.py`, bodies in
-`providers/proxy_body.py`; the provider's credential, timeouts and error mapping (502/504) in
+`proxy/path.py`, header rules in `proxy/headers.py`, bodies in
+`proxy/body.py`; the provider's credential, timeouts and error mapping (502/504) in
 `Provider.request`. The provider's status, headers and body come back as it sent them.
 """
 
@@ -13,8 +13,9 @@ from flask.blueprints import BlueprintSetupState
 from werkzeug.routing import BaseConverter
 
 from app.extensions import state
-from app.providers import proxy_headers, proxy_path
-from app.providers.proxy_body import relay, request_body
+from app.proxy import headers as proxy_headers
+from app.proxy import path as proxy_path
+from app.proxy.body import relay, request_body
 from app.signals import MODEL_KEY, PROVIDER_KEY
 
 METHODS = ["GET", "POST", "PUT", "DELETE", "PATCH", "HEAD", "OPTIONS"]

@@ -40,7 +40,7 @@ from typing import Any
 from app.errors import GatewayError
 from app.mcp.catalog import ToolCatalog
 from app.mcp.client import ToolResult
-from app.providers.transport import waiting_for_providers
+from app.upstream.transport import waiting_for_providers
 
 log = logging.getLogger("gateway.mcp")
 

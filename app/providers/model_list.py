@@ -30,7 +30,7 @@ from app.errors import GatewayError
 from app.providers.model_entries import Entry
 from app.providers.provider import Provider
 from app.providers.routing import ModelPolicy
-from app.providers.transport import waiting_for_providers
+from app.upstream.transport import waiting_for_providers
 
 EXTENSION_KEY = "model_lists"
 # Beyond the timeouts themselves, before a provider that has not answered is given up on.

@@ -15,8 +15,8 @@ import requests
 
 from app.config import Settings
 from app.errors import ProviderNotConfigured, UnknownProvider
-from app.providers import transport
 from app.providers.catalog import CATALOG, ProviderSpec
+from app.upstream import transport
 
 
 class Provider:

@@ -21,6 +21,7 @@ from flask import Response
 
 from app.errors import GatewayError
 from app.streaming import sse
+from app.upstream.sse import EventSplitter
 
 log = logging.getLogger("gateway.streaming")
 
@@ -29,7 +30,7 @@ Look = Callable[[bytes], bytes]
 
 def relay(chunks: Iterable[bytes], *, close: Callable[[], None], look: Look | None = None) -> Iterator[bytes]:
     """Yield complete SSE events from `chunks` as they arrive; see the module docstring."""
-    splitter = sse.EventSplitter()
+    splitter = EventSplitter()
     feed = splitter.feed
     try:
         for chunk in chunks:

@@ -30,9 +30,9 @@ from typing import Any
 
 from flask import request
 
-from app.providers.transport import UpstreamClock, upstream_clock
 from app.signals import MODEL_KEY, PROVIDER_KEY
 from app.telemetry.metrics import Metrics
+from app.upstream.transport import UpstreamClock, upstream_clock
 
 log = logging.getLogger("gateway.telemetry")
 

@@ -1,8 +1,8 @@
 """SSE framing: events are cut at blank lines, whatever the chunk boundaries."""
 
 from app.errors import UpstreamTimeout
-from app.streaming import sse
 from app.streaming.relay import relay
+from app.upstream import sse
 
 
 def feed_all(chunks):

@@ -6,7 +6,8 @@ import pytest
 import responses
 
 from app.errors import UnsafePath
-from app.providers import proxy_headers, proxy_path
+from app.proxy import headers as proxy_headers
+from app.proxy import path as proxy_path
 
 
 def environ(raw_uri: str) -> dict[str, str]:

@@ -14,7 +14,7 @@ from flask import Flask, Response, current_app, request
 
 from app import signals
 from app.extensions import state
-from app.providers import transport
+from app.upstream import transport
 from tests.support.fake_provider import json_reply, sse_reply
 
 USAGE = {"prompt_tokens": 11, "completion_tokens": 7, "total_tokens": 18}
