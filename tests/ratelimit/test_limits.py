@@ -23,6 +23,7 @@ def test_n_requests_pass_then_429_with_envelope_and_headers(make_app):
         ok = client.get(PROBE)
         assert ok.status_code == 200
         assert ok.headers["X-RateLimit-Limit"] == "3"
+        assert 1 <= int(ok.headers["Retry-After"]) <= 60  # when the window resets, on every limited response
         remaining.append(ok.headers["X-RateLimit-Remaining"])
     assert remaining == ["2", "1", "0"]
 
