@@ -5,13 +5,13 @@ tool calls counted are the ones the provider reported; the upstream clock runs a
 from __future__ import annotations
 
 import re
-import socket
 
 import pytest
 from flask import Flask
 
 from app.upstream import transport
 from tests.support.fake_provider import json_reply, sse_reply
+from tests.support.refused import refusing_port
 
 USAGE = {"prompt_tokens": 11, "completion_tokens": 7, "total_tokens": 18}
 TIMING = re.compile(r"gateway;dur=(?P<gateway>\d+\.\d), upstream;dur=(?P<upstream>\d+\.\d)")
@@ -40,14 +40,6 @@ def gateway_env(fake_provider) -> dict[str, str]:
 @pytest.fixture
 def telemetry_app(make_app, gateway_env) -> Flask:
     return make_app(gateway_env)
-
-
-@pytest.fixture
-def refusing_port():
-    """A port bound but not listening: connecting to it is refused, and no one else can take it."""
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        yield sock.getsockname()[1]
 
 
 def sample(app: Flask, name: str, **labels: str) -> float | None:
@@ -120,9 +112,10 @@ def test_requests_without_a_provider_count_only_gateway_time(telemetry_app):
     assert exposed == []  # like the original: llm_* request metrics only when a provider is known
 
 
-def test_upstream_failure_is_counted_with_its_status(make_app, gateway_env, refusing_port):
-    app = make_app({**gateway_env, "OPENAI_API_URL": f"http://127.0.0.1:{refusing_port}/v1"})
-    response = app.test_client().post(CHAT, json=body(), buffered=True)
+def test_upstream_failure_is_counted_with_its_status(make_app, gateway_env):
+    with refusing_port() as nobody:
+        app = make_app({**gateway_env, "OPENAI_API_URL": f"http://127.0.0.1:{nobody}/v1"})
+        response = app.test_client().post(CHAT, json=body(), buffered=True)
     assert response.status_code == 502
     assert sample(app, "llm_responses_total", provider="openai", request_method="POST",
                   request_path=CHAT, status_code="502") == 1
