@@ -15,11 +15,13 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from app.chat.usage import OPENAI_USAGE, UsageFormat
 from app.errors import Unsupported
-from app.providers.provider import Provider
+
+if TYPE_CHECKING:
+    from app.providers.provider import Provider
 
 
 def image_url_parts(payload: dict[str, Any]) -> bool:
