@@ -26,9 +26,10 @@ def create_app(overrides: Mapping[str, str] | None = None) -> Flask:
     from app.access_log import REQUEST_ID_ENVIRON_KEY, AccessLog, request_id_from
     from app.api import chat, health, mcp_tools, models, proxy, spec
     from app.auth import guard
+    from app.chat.dispatch import Dispatcher
     from app.config import Settings, environment_with_dotenv
     from app.errors import register_error_handlers
-    from app.extensions import GatewayState, limiter
+    from app.extensions import GatewayState
     from app.logs import configure_logging
     from app.providers.provider import Providers
     from app.providers.routing import ModelPolicy
@@ -45,14 +46,17 @@ def create_app(overrides: Mapping[str, str] | None = None) -> Flask:
     app.json.sort_keys = False
     app.json.compact = True
 
-    GatewayState(
+    gateway = GatewayState(
         settings=settings,
         providers=Providers(settings),
         model_policy=ModelPolicy(settings.allowed_models, settings.disallowed_models),
-    ).init_app(app)
+    )
+    gateway.init_app(app)
     guard.init_app(app)  # before any other before_request hook: later ones may read the subject
 
     mcp.init_app(app, settings)
+    Dispatcher(app, providers=gateway.providers, policy=gateway.model_policy, vision=settings.enable_vision,
+               agent=app.extensions[mcp.EXTENSION_KEY]).init_app(app)
 
     app.register_blueprint(health.bp)
     app.register_blueprint(spec.bp)
@@ -66,7 +70,7 @@ def create_app(overrides: Mapping[str, str] | None = None) -> Flask:
         g.request_id = request.environ.get(REQUEST_ID_ENVIRON_KEY) or request_id_from(None)
 
     if settings.rate_limit_enable:  # after auth's hook: the limit counts the subject auth names
-        RateLimits(settings).init_app(app, limiter)
+        RateLimits(settings).init_app(app)
     if settings.development:
         request_preview.install(app, words=settings.debug_content_truncate_words,
                                 max_messages=settings.debug_max_messages)

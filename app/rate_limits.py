@@ -1,28 +1,32 @@
 """Rate limits per subject, exact across every worker and host that share the limit storage.
 
-    RateLimits      what RATE_LIMIT_* configure; `init_app` binds the module-level flask-limiter
-                    `Limiter` (app.extensions.limiter), checks each request, writes the headers
-    limit_key()     whom a request counts against: "sub:<subject>" (auth's SUBJECT_KEY), else
-                    "ip:<client address>"; computed once and kept in the environ under LIMIT_KEY
+    RateLimits      what RATE_LIMIT_* configure; `init_app` builds the app's flask-limiter
+                    `Limiter` and installs it with the token budget and two error handlers
     ClientAddress   the client IP; X-Forwarded-For only when the peer is in TRUSTED_PROXIES
-    TokenBudget     RATE_LIMIT_TOKENS_PER_MINUTE, charged from the `completion_usage` signal to
-                    the request's key (a stream reporting after its request context is gone: to
-                    its subject, else to RESPONSE_KEY, kept until the response closes)
+    TokenBudget     RATE_LIMIT_TOKENS_PER_MINUTE: checked by a before_request hook, charged by
+                    the `completion_usage` receiver with each completion's real usage
     StorageAlarm    the loud log line while the storage is unreachable, at most every 10 s
 
-Request limits (RATE_LIMIT_DEFAULT) are flask-limiter *application* limits: one fixed-window
-counter per subject over every route, in the storage named by RATE_LIMIT_STORAGE_URI:
-`memory://` counts per worker process (N workers allow N times the limit); `redis://` counts
-with atomic increments that every worker and host shares. Only the health blueprint (GET /health)
-is exempt: by blueprint, never by path.
+flask-limiter does the request limits, its own way:
+- RATE_LIMIT_DEFAULT are its *application limits*: one fixed-window counter per subject
+  (`limit_key`) over every route, in RATE_LIMIT_STORAGE_URI (`memory://` counts per worker
+  process, so N workers allow N times the limit; `redis://` counts with atomic increments that
+  every worker and host shares). Its own before_request hook checks them, registered after the
+  auth guard's, so the subject is known.
+- `headers_enabled`: it writes X-RateLimit-Limit, -Remaining, -Reset and Retry-After.
+- a `request_filter` leaves the public routes (`app.public_routes`) out; requests without an
+  endpoint (404, 405) are never counted.
+- a breach raises its `RateLimitExceeded`; `refuse` renders the gateway's 429 envelope.
+- `swallow_errors` is RATE_LIMIT_FAIL_OPEN. Open: a storage error is swallowed (the request is
+  served without limits) and logged to flask-limiter's logger, where `StorageErrorFilter`
+  turns it into the alarm's one line per 10 s. Closed: the `StorageError` reaches
+  `storage_unavailable`, a 503. Its in-memory fallback stays off: a per-process fallback
+  would silently multiply the limit by the number of processes.
 
-The check runs after the other before_request hooks of the request's blueprint, because the auth
-feature sets SUBJECT_KEY in such a hook; routes outside blueprints are checked by an app hook.
-
-Storage failures: flask-limiter's swallow_errors and in-memory fallback stay off (a per-process
-fallback would silently multiply the limit by the number of processes). Storage errors surface as
-limits' `StorageError` and RATE_LIMIT_FAIL_OPEN decides: serve without limits and log an error,
-or answer 503.
+Hooks, in the order they run: `check_tokens` (before the request limit, so a request refused
+for tokens spends no request budget), flask-limiter's check, then `read_window`, which reads the
+counted limit's window once, right after the check: the headers show the count of this request,
+and a storage failure surfaces before the view runs, never after an answer was paid for.
 """
 
 from __future__ import annotations
@@ -33,23 +37,19 @@ import math
 import time
 from collections.abc import Iterable, Mapping
 from contextvars import ContextVar
-from functools import partial
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
-from flask import Flask, Response, current_app, has_request_context, request
-from flask_limiter import RateLimitExceeded
+from flask import Flask, Response, current_app, has_app_context, has_request_context, request
+from flask_limiter import Limiter, RateLimitExceeded
 from limits import RateLimitItemPerMinute, parse_many
 from limits.errors import StorageError
 from limits.storage import Storage
 from limits.strategies import FixedWindowRateLimiter
 
-from app.api import health
 from app.config import ConfigError, Settings
 from app.errors import RateLimited, ServiceUnavailable
+from app.public_routes import is_public
 from app.signals import SUBJECT_KEY, completion_usage
-
-if TYPE_CHECKING:
-    from flask_limiter import Limiter
 
 log = logging.getLogger("gateway.ratelimit")
 
@@ -58,29 +58,11 @@ LIMIT_KEY = "gateway.rate_limit_key"
 # The key of the request whose response is being sent: a stream's usage may be reported after the
 # request context is gone (the response is iterated in the same greenlet/thread, so this survives).
 RESPONSE_KEY: ContextVar[str | None] = ContextVar("rate_limit_response_key", default=None)
-EXEMPT_BLUEPRINTS = (health.bp,)  # GET /health: never limited (by blueprint, never by path)
 # Without timeouts a Redis host that drops packets would hang every request.
 REDIS_OPTIONS = {"socket_connect_timeout": 2, "socket_timeout": 2}
 REDIS_SCHEMES = ("redis://", "rediss://", "redis+unix://")
-
-
-def limit_key() -> str:
-    """flask-limiter's key function; also what the token charge uses, streams included."""
-    environ = request.environ
-    key = environ.get(LIMIT_KEY)
-    if key is None:
-        subject = environ.get(SUBJECT_KEY)
-        if subject:
-            key = f"sub:{subject}"
-        else:
-            key = f"ip:{current_app.extensions[EXTENSION_KEY].client_address(environ)}"
-        environ[LIMIT_KEY] = key
-    return key
-
-
-def request_limits() -> str:
-    """The current app's RATE_LIMIT_DEFAULT (the module-level limiter serves whichever app runs)."""
-    return current_app.extensions[EXTENSION_KEY].request_limits
+SERVED_WITHOUT_LIMITS = "serving WITHOUT rate limits (RATE_LIMIT_FAIL_OPEN=true)"
+REFUSED = "answering 503 (RATE_LIMIT_FAIL_OPEN=false)"
 
 
 def seconds_until(timestamp: float) -> int:
@@ -89,6 +71,11 @@ def seconds_until(timestamp: float) -> int:
 
 def forget_response_key() -> None:
     RESPONSE_KEY.set(None)
+
+
+def public_request() -> bool:
+    """flask-limiter request filter: the public routes are never limited nor counted."""
+    return is_public(request.path)
 
 
 class ClientAddress:
@@ -150,6 +137,24 @@ class StorageAlarm:
         self.last, self.unlogged = now, 0
 
 
+class StorageErrorFilter(logging.Filter):
+    """On flask-limiter's logger: a storage error it swallowed (fail open), which it logs with a
+    traceback on every request, becomes the current app's alarm line instead."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        exc = record.exc_info[1] if record.exc_info else None
+        if isinstance(exc, StorageError) and has_app_context():
+            limits = current_app.extensions.get(EXTENSION_KEY)
+            if limits is not None:
+                limits.alarm.raise_alarm(SERVED_WITHOUT_LIMITS, exc)
+                return False
+        return True
+
+
+_LIMITER_LOG = logging.getLogger("flask-limiter")
+_STORAGE_ERRORS = StorageErrorFilter()
+
+
 class TokenBudget:
     """Tokens per subject per minute: a fixed one-minute window in the limit storage, charged with
     each completion's real usage once it is known and checked before the subject's next request."""
@@ -185,7 +190,7 @@ class RateLimits:
                               "expected limits such as 60/minute;1000/hour") from None
         if settings.rate_limit_tokens_per_minute < 0:
             raise ConfigError("invalid RATE_LIMIT_TOKENS_PER_MINUTE: must be 0 (off) or more")
-        self.request_limits = settings.rate_limit_default
+        self.request_limits = settings.rate_limit_default.strip()
         self.storage_uri = settings.rate_limit_storage_uri
         self.key_prefix = settings.rate_limit_key_prefix
         self.fail_open = settings.rate_limit_fail_open
@@ -193,105 +198,115 @@ class RateLimits:
         self.client_address = ClientAddress(settings.trusted_proxies)
         self.alarm = StorageAlarm()
         self.tokens: TokenBudget | None = None
-        self.checked_blueprints: set[str] = set()
-
-    def init_app(self, app: Flask, limiter: Limiter) -> None:
         options: dict[str, Any] = {"wrap_exceptions": True, "key_prefix": self.key_prefix}
         if self.storage_uri.startswith(REDIS_SCHEMES):
             options.update(REDIS_OPTIONS)
+        self.limiter = Limiter(
+            self.limit_key, application_limits=[self.request_limits] if self.request_limits else [],
+            strategy="fixed-window", storage_uri=self.storage_uri, storage_options=options, headers_enabled=True,
+            swallow_errors=self.fail_open, in_memory_fallback_enabled=False)
+        self.limiter.request_filter(public_request)
+
+    def init_app(self, app: Flask) -> None:
+        """Install after the auth guard (whose hook names the subject these limits count)."""
         app.extensions[EXTENSION_KEY] = self
-        app.config.update(RATELIMIT_ENABLED=True, RATELIMIT_STORAGE_URI=self.storage_uri,
-                          RATELIMIT_STORAGE_OPTIONS=options)
-        limiter.init_app(app)
-        # flask-limiter checks in an app-level hook, before the blueprints' own hooks (auth); ours
-        # replaces it and maps its outcomes to the gateway's errors and fail mode.
-        app.before_request_funcs[None].remove(limiter._check_request_limit)
-        self.limiter = limiter
-        for blueprint in EXEMPT_BLUEPRINTS:
-            limiter.exempt(blueprint)
-        self.exempt = frozenset(blueprint.name for blueprint in EXEMPT_BLUEPRINTS)
         if self.tokens_per_minute:
-            self.tokens = TokenBudget(self.tokens_per_minute, limiter.storage)
-            self.app = app
-            completion_usage.connect(self.charge_tokens)
-        app.before_request(self.enforce_outside_blueprints)
-        app.after_request(self.add_headers)
+            app.before_request(self.check_tokens)  # before flask-limiter's own check
+        self.limiter.init_app(app)
+        app.before_request(self.read_window)
+        app.register_error_handler(RateLimitExceeded, self.refuse)
+        app.register_error_handler(StorageError, self.storage_unavailable)  # fail closed only
+        if _STORAGE_ERRORS not in _LIMITER_LOG.filters:
+            _LIMITER_LOG.addFilter(_STORAGE_ERRORS)
+        if self.tokens_per_minute:
+            self.tokens = TokenBudget(self.tokens_per_minute, self.limiter.storage)
+            app.after_request(self.forget_key_on_close)
+            completion_usage.connect(self.charge_tokens, sender=app, weak=False)
         shared = "per worker process" if self.storage_uri.startswith("memory:") else "shared"
         log.info("rate limits on: %s per subject, %s tokens per minute; counted in %s storage (%s); "
                  "if it is unreachable: %s", self.request_limits or "no request limit",
                  self.tokens_per_minute or "no limit on", self.storage_uri.split(":", 1)[0], shared,
                  "serve without limits" if self.fail_open else "answer 503")
 
-    # -- per request ---------------------------------------------------------------------------
-    def enforce_outside_blueprints(self) -> None:
-        blueprint = request.blueprint
-        if blueprint is None:
-            self.enforce()
-        elif blueprint not in self.checked_blueprints and blueprint not in self.exempt:
-            # First request into this blueprint: check its requests last in its own hook list,
-            # which Flask runs after this app-level one (so after auth has named the subject).
-            self.checked_blueprints.add(blueprint)
-            current_app.before_request_funcs.setdefault(blueprint, []).append(partial(self.enforce, blueprint))
+    def limit_key(self) -> str:
+        """Whom the request counts against: "sub:<subject>" (auth's SUBJECT_KEY), else
+        "ip:<client address>"; computed once per request and kept in the environ."""
+        environ = request.environ
+        key = environ.get(LIMIT_KEY)
+        if key is None:
+            subject = environ.get(SUBJECT_KEY)
+            key = f"sub:{subject}" if subject else f"ip:{self.client_address(environ)}"
+            environ[LIMIT_KEY] = key
+        return key
 
-    def enforce(self, blueprint: str | None = None) -> None:
-        if request.blueprint != blueprint:  # a parent blueprint's hook on a nested blueprint's route
+    # -- before and after each request ----------------------------------------------------------
+    def check_tokens(self) -> None:
+        if request.endpoint is None or is_public(request.path):
             return
-        if request.endpoint is None or request.blueprints and request.blueprints[-1] in self.exempt:
-            return
+        key = self.limit_key()
+        RESPONSE_KEY.set(key)
         try:
-            if self.tokens:
-                key = limit_key()
-                RESPONSE_KEY.set(key)
-                self.tokens.check(key)
-            self.limiter._check_request_limit()
-        except RateLimitExceeded as exc:
-            raise RateLimited(f"Rate limit exceeded: {exc.limit.limit} (requests per client){self.retry_hint()}.",
-                              code="rate_limit_exceeded") from None
+            self.tokens.check(key)
         except StorageError as exc:
-            if not self.fail_open:
-                raise ServiceUnavailable("Rate limits cannot be checked right now; try again shortly.",
-                                         code="rate_limit_storage_unavailable") from None
-            self.alarm.raise_alarm("serving WITHOUT rate limits (RATE_LIMIT_FAIL_OPEN=true)", exc)
+            self.storage_failed(exc, "serving WITHOUT token limits (RATE_LIMIT_FAIL_OPEN=true)")
 
-    def retry_hint(self) -> str:
-        current = self.limiter.current_limit
-        try:
-            return f"; retry in {seconds_until(current.window.reset_time)} s" if current else ""
-        except StorageError:
-            return ""
-
-    def add_headers(self, response: Response) -> Response:
-        if RESPONSE_KEY.get() is not None:
-            response.call_on_close(forget_response_key)
+    def read_window(self) -> None:
         current = self.limiter.current_limit
         if current is None:
-            return response
+            return
         try:
-            reset, remaining = current.window
+            current.remaining  # noqa: B018 -- fetched now, kept on the limit for the headers
         except StorageError as exc:
-            self.alarm.raise_alarm("X-RateLimit headers left out", exc)
-            return response
-        response.headers["X-RateLimit-Limit"] = str(current.limit.amount)
-        response.headers["X-RateLimit-Remaining"] = str(remaining)
-        response.headers["X-RateLimit-Reset"] = str(math.ceil(reset))
-        if current.breached:
-            response.headers["Retry-After"] = str(seconds_until(reset))
+            self.storage_failed(exc, SERVED_WITHOUT_LIMITS)
+
+    def storage_failed(self, exc: StorageError, consequence: str) -> None:
+        """RATE_LIMIT_FAIL_OPEN: log (at most every 10 s) and serve, or answer 503."""
+        if not self.fail_open:
+            self.alarm.raise_alarm(REFUSED, exc)
+            raise self.unavailable() from None
+        self.alarm.raise_alarm(consequence, exc)
+
+    def forget_key_on_close(self, response: Response) -> Response:
+        if RESPONSE_KEY.get() is not None:
+            response.call_on_close(forget_response_key)
         return response
 
+    # -- error handlers ----------------------------------------------------------------------------
+    def refuse(self, exc: RateLimitExceeded) -> Response:
+        """The 429 envelope; flask-limiter adds the X-RateLimit-* and Retry-After headers."""
+        hint = ""
+        current = self.limiter.current_limit
+        if current is not None:
+            try:
+                hint = f"; retry in {seconds_until(current.reset_at)} s"
+            except StorageError:
+                pass
+        return RateLimited(f"Rate limit exceeded: {exc.limit.limit} (requests per client){hint}.",
+                           code="rate_limit_exceeded").to_response()
+
+    def storage_unavailable(self, exc: StorageError) -> Response:
+        """flask-limiter raised a storage error (RATE_LIMIT_FAIL_OPEN=false: it swallows none)."""
+        self.alarm.raise_alarm(REFUSED, exc)
+        return self.unavailable().to_response()
+
+    @staticmethod
+    def unavailable() -> ServiceUnavailable:
+        return ServiceUnavailable("Rate limits cannot be checked right now; try again shortly.",
+                                  code="rate_limit_storage_unavailable")
+
+    # -- the token charge --------------------------------------------------------------------------
     def charge_tokens(self, sender: Any, *, usage: Mapping[str, Any] | None = None,
                       subject: str | None = None, **_: Any) -> None:
-        """`completion_usage` receiver: charge the completion's real total_tokens to its subject."""
-        app = getattr(sender, "_get_current_object", lambda: sender)()
-        if app is not self.app or self.tokens is None:
-            return
+        """`completion_usage` receiver (for this app only): charge the real total_tokens to the
+        request's key; a stream reporting after its request: to its subject, else RESPONSE_KEY."""
         try:
             tokens = int((usage or {}).get("total_tokens") or 0)
         except (TypeError, ValueError):
             return
-        if tokens <= 0:
+        if tokens <= 0 or self.tokens is None:
             return
         if has_request_context():
-            key = limit_key()
+            key = self.limit_key()
         elif subject:
             key = f"sub:{subject}"
         elif RESPONSE_KEY.get() is not None:  # a stream's usage, sent as its response ends

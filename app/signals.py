@@ -1,6 +1,7 @@
 """What one feature tells others, without importing them.
 
-Signals (blinker, as Flask uses) are sent with the Flask app as sender:
+Signals (blinker, as Flask uses) are sent with the Flask app as sender, through `send`, always
+inside an app context (a stream's usage is known after its request has gone):
 
     completion_usage   a completion's token usage is known (for streams: when the stream ends)
                        kwargs: provider (id), model (upstream model), usage (dict with
@@ -19,7 +20,16 @@ after the view has returned, streams included:
 
 from __future__ import annotations
 
-from blinker import Namespace
+import logging
+from typing import TYPE_CHECKING, Any
+
+from blinker import Namespace, Signal
+from flask import has_app_context
+
+if TYPE_CHECKING:
+    from flask import Flask
+
+log = logging.getLogger("gateway.signals")
 
 _signals = Namespace()
 
@@ -29,3 +39,18 @@ tool_called = _signals.signal("tool-called")
 PROVIDER_KEY = "gateway.provider"
 MODEL_KEY = "gateway.model"
 SUBJECT_KEY = "gateway.subject"
+
+
+def send(signal: Signal, app: Flask, **kwargs: Any) -> None:
+    """Send `signal` from `app` in an app context (pushed if none is active). A receiver's
+    failure is logged, never raised: it must not break the completion it hears about."""
+    if not signal.receivers:
+        return
+    try:
+        if has_app_context():
+            signal.send(app, **kwargs)
+        else:
+            with app.app_context():
+                signal.send(app, **kwargs)
+    except Exception:
+        log.exception("a %s receiver failed", signal.name)

@@ -1,19 +1,31 @@
-"""POST /v1/chat/completions, /v1/completions and /v1/embeddings: validate, forward, answer.
+"""POST /v1/chat/completions, /v1/completions and /v1/embeddings: validate, dispatch, respond.
 
-The work is in `app.completions.forward` (routing, vision, upstream call, stream relay, usage).
+The work is in `app.chat` (routing and checks in `dispatch.py`, the call, the relay, usage).
 """
 
 from __future__ import annotations
 
-from flask import Blueprint, Response, request
+from typing import Any
 
-from app import completions
-from app.mcp import agent_loop
-from app.mcp import chat as mcp_chat
+from flask import Blueprint, Response, current_app, request
+
+from app.api.answers import respond
+from app.chat import endpoints
+from app.chat.dispatch import EXTENSION_KEY, Dispatcher
+from app.chat.endpoints import Endpoint
 from app.schemas import check, json_object
 from app.schemas.chat import CHAT, COMPLETION, EMBEDDING, plainly_valid_chat
 
 bp = Blueprint("chat", __name__)
+
+
+def dispatcher() -> Dispatcher:
+    return current_app.extensions[EXTENSION_KEY]
+
+
+def answer(endpoint: Endpoint, payload: dict[str, Any]) -> Response:
+    return respond(dispatcher().answer(endpoint, payload, provider=request.args.get("provider"),
+                                      environ=request.environ))
 
 
 @bp.post("/v1/chat/completions")
@@ -21,20 +33,18 @@ def chat_completions() -> Response:
     payload = json_object(request)
     if not plainly_valid_chat(payload):
         check(CHAT, payload)
-    if agent_loop().applies():  # MCP on and tools available: the gateway runs the model's MCP calls
-        return mcp_chat.forward(payload)
-    return completions.forward(completions.CHAT, payload)
+    return answer(endpoints.CHAT, payload)
 
 
 @bp.post("/v1/completions")
 def legacy_completions() -> Response:
     payload = json_object(request)
     check(COMPLETION, payload)
-    return completions.forward(completions.COMPLETIONS, payload)
+    return answer(endpoints.COMPLETIONS, payload)
 
 
 @bp.post("/v1/embeddings")
 def embeddings() -> Response:
     payload = json_object(request)
     check(EMBEDDING, payload)
-    return completions.forward(completions.EMBEDDINGS, payload)
+    return answer(endpoints.EMBEDDINGS, payload)

@@ -1,12 +1,14 @@
-"""GET /health: always open (even with AUTH_ENABLE), never calls a provider."""
+"""GET /health: public (`app.public_routes`: no auth, no limits, no metrics), never calls a provider."""
 
 from __future__ import annotations
 
 from flask import Blueprint, Response, jsonify
 
+from app.public_routes import HEALTH
+
 bp = Blueprint("health", __name__)
 
 
-@bp.get("/health")
+@bp.get(HEALTH)
 def health() -> Response:
     return jsonify(message="OK")

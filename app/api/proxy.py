@@ -1,9 +1,7 @@
 """/proxy/{provider}/{path}: any method, forwarded to the provider's base URL plus `/path`.
 
-The escape hatch for provider features the unified API does not cover. Path rules live in
-`proxy/path.py`, header rules in `proxy/headers.py`, bodies in
-`proxy/body.py`; the provider's credential, timeouts and error mapping (502/504) in
-`Provider.request`. The provider's status, headers and body come back as it sent them.
+The escape hatch for provider features the unified API does not cover. The rules (path,
+headers, body, the relay) live in `app.proxy`; this view only sends back what it forwarded.
 """
 
 from __future__ import annotations
@@ -13,10 +11,7 @@ from flask.blueprints import BlueprintSetupState
 from werkzeug.routing import BaseConverter
 
 from app.extensions import state
-from app.proxy import headers as proxy_headers
-from app.proxy import path as proxy_path
-from app.proxy.body import relay, request_body
-from app.signals import MODEL_KEY, PROVIDER_KEY
+from app.proxy.relay import forward
 
 METHODS = ["GET", "POST", "PUT", "DELETE", "PATCH", "HEAD", "OPTIONS"]
 
@@ -30,37 +25,21 @@ class ProxyTail(BaseConverter):
     part_isolating = False
 
 
+class ProxyResponse(Response):
+    default_mimetype = None  # no Content-Type unless the provider sent one
+
+
 @bp.record_once
 def _register_converter(setup: BlueprintSetupState) -> None:
     setup.app.url_map.converters["proxy_tail"] = ProxyTail
 
 
 @bp.route("/proxy/<provider>/<proxy_tail:tail>", methods=METHODS, merge_slashes=False, provide_automatic_options=False)
-def forward(provider: str, tail: str) -> Response:
-    # `tail` is percent-decoded (a `%2f` already looks like `/`): the path is re-read from the raw target
-    path = proxy_path.upstream_path(request.environ, provider)
+def proxy(provider: str, tail: str) -> Response:
     gateway = state()
-    target = gateway.providers.lookup(provider)
-    request.environ[PROVIDER_KEY] = target.id
-    target.require_configured()
-
-    body = request_body(request.stream, length=request.content_length, json_type=request.is_json,
-                        chunked="chunked" in request.headers.get("Transfer-Encoding", "").lower(),
-                        limit=gateway.settings.server_max_request_body_size)
-    if body.model:
-        gateway.model_policy.check(f"{target.id}/{body.model}")
-        request.environ[MODEL_KEY] = body.model
-
-    query = request.environ.get("QUERY_STRING")
-    upstream = target.request(request.method, f"{path}?{query}" if query else path, data=body.data,
-                              headers=proxy_headers.to_provider(request.headers.items()), stream=True)
-
-    has_body = request.method != "HEAD" and upstream.status_code not in (204, 304)
-    response = Response(relay(target, upstream) if has_body else (), status=upstream.status_code,
-                        headers=proxy_headers.to_caller(upstream.raw.headers.items()), direct_passthrough=True)
-    if "Content-Type" not in upstream.headers:
-        del response.headers["Content-Type"]  # werkzeug's default, which the provider did not send
-    elif response.mimetype == "text/event-stream":
-        response.headers.setdefault("X-Accel-Buffering", "no")
-    response.call_on_close(upstream.close)
+    forwarded = forward(gateway.providers, gateway.model_policy, provider, request,
+                        body_limit=gateway.settings.server_max_request_body_size)
+    response = ProxyResponse(forwarded.body, status=forwarded.status, headers=forwarded.headers,
+                             direct_passthrough=True)
+    response.call_on_close(forwarded.close)
     return response

@@ -1,9 +1,9 @@
 """The app-wide credential check, installed by `init_app(app)` when AUTH_ENABLE=true.
 
-One `before_request` hook covers every request except those served by a public blueprint
-(`health`: GET /health). Exemption is by blueprint, never by path, so a route
-added later is protected by default, and a request for an unknown route is refused (401) before
-it could learn that the route does not exist (404).
+One `before_request` hook covers every request except the public routes (`app.public_routes`:
+GET /health), matched by exact path, so a route added later is protected by default, and a
+request for an unknown route is refused (401) before it could learn that the route does not
+exist (404).
 
 Credentials, in order:
 - `Authorization: Bearer <value>`: a value shaped like a JWT (three dot-separated parts) is
@@ -31,11 +31,11 @@ from app.auth.oidc import OidcVerifier
 from app.config import Settings
 from app.errors import AuthenticationFailed
 from app.extensions import EXTENSION_KEY
+from app.public_routes import is_public
 from app.signals import SUBJECT_KEY
 
 log = logging.getLogger("gateway.auth")
 
-PUBLIC_BLUEPRINTS = frozenset({"health"})
 AUTH_EXTENSION_KEY = "gateway.auth"
 
 
@@ -77,7 +77,7 @@ class Guard:
 
     def check_request(self) -> None:
         """The before_request hook."""
-        if request.blueprint in PUBLIC_BLUEPRINTS:
+        if is_public(request.path):
             return
         subject = self.authenticate(request.headers)
         request.environ[SUBJECT_KEY] = subject

@@ -1,10 +1,9 @@
 """The agent loop: the model calls MCP tools, the gateway runs them and asks the model again.
 
-The chat view calls it explicitly (it is not middleware) after routing, auth, the model policy
-and the vision check, handing over how to reach the provider as a callable, so this module
-knows nothing of providers:
+`app.chat.dispatch` hands a chat call to it explicitly (it is not middleware) after routing,
+auth, the model policy and the vision check; `app.chat.tool_loop` hands over how to reach the
+provider as callables, so this module knows nothing of providers:
 
-    loop = app.mcp.agent_loop()
     if loop.applies():                                  # MCP on and at least one tool available
         data = loop.run(body, call_model)               # call_model(body) -> response dict
         events = loop.stream(body, open_stream)         # open_stream(body) -> iterator of parsed

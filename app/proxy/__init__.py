@@ -1,6 +1,7 @@
-"""/proxy/{provider}/{path}: which path, headers and body cross to the provider, and back.
+"""/proxy/{provider}/{path}: the rules of the escape hatch to a provider's own API.
 
+    relay.py     the proxied call: checks in order, the provider called, its answer relayed back
     path.py      the upstream path and the rules that keep it inside the provider
     headers.py   which headers cross, each way
-    body.py      the caller's body upstream and the provider's body back, streamed
+    body.py      the caller's body upstream, streamed, read only as far as the model check needs
 """

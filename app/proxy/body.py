@@ -9,25 +9,17 @@ A JSON object body (a JSON content type, or a body starting with `{`) is read wh
 same limit, so its `model` can be checked against ALLOWED_MODELS / DISALLOWED_MODELS; it then
 goes upstream byte for byte as read. Anything else is never parsed.
 
-The provider's answer comes back through `relay`: each chunk as the provider sends it (an SSE
-stream event by event), undecoded, so `Content-Length` and `Content-Encoding` stay true.
+The provider's answer comes back through `app.proxy.relay`.
 """
 
 from __future__ import annotations
 
-import errno
 import json
-import logging
 from collections.abc import Iterator
 from dataclasses import dataclass
 from typing import IO
 
-import requests
-
-from app.errors import PayloadTooLarge, UpstreamError
-from app.providers.provider import Provider
-
-log = logging.getLogger("gateway.proxy")
+from app.errors import PayloadTooLarge
 
 READ_SIZE = 64 * 1024
 
@@ -97,13 +89,3 @@ def _model_named(body: bytes) -> str | None:
     model = payload.get("model") if isinstance(payload, dict) else None
     return model if isinstance(model, str) and model else None
 
-
-def relay(provider: Provider, upstream: requests.Response) -> Iterator[bytes]:
-    """The provider's body as it arrives. If the provider cuts it short, the caller's connection
-    is cut too (never a clean end), so a truncated download or stream cannot pass as complete."""
-    try:
-        yield from provider.iter_body(upstream, decode=False)
-    except UpstreamError as exc:
-        log.warning("proxy: %s", exc.message, extra={"provider": provider.id})
-        # gunicorn closes the client connection without ending the body, and logs this at debug
-        raise ConnectionResetError(errno.ECONNRESET, exc.message) from None

@@ -12,7 +12,9 @@ Without an `Accept-Encoding` from the caller the provider is asked for `identity
 never arrives compressed to a client that did not ask for it (the body is relayed undecoded).
 
 Back to the caller: the provider's headers less the hop-by-hop ones. `Content-Length` stays,
-because the body is relayed byte for byte; `Content-Encoding` stays for the same reason.
+because the body is relayed byte for byte; `Content-Encoding` stays for the same reason. An
+event stream gets `X-Accel-Buffering: no` (unless the provider said otherwise), so nginx in
+front relays it event by event.
 """
 
 from __future__ import annotations
@@ -55,6 +57,11 @@ def to_caller(upstream: Iterable[tuple[str, str]]) -> list[tuple[str, str]]:
     """The provider's response headers, repeated ones (Set-Cookie) kept apart, hop-by-hop ones dropped."""
     upstream = list(upstream)
     named = _connection_tokens(upstream)
-    chunked = any(name.lower() == "transfer-encoding" for name, _ in upstream)
-    return [(name, value) for name, value in upstream
-            if not _hop(name.lower(), named) and not (chunked and name.lower() == "content-length")]
+    lowered = {name.lower(): value for name, value in upstream}
+    chunked = "transfer-encoding" in lowered
+    forwarded = [(name, value) for name, value in upstream
+                 if not _hop(name.lower(), named) and not (chunked and name.lower() == "content-length")]
+    event_stream = lowered.get("content-type", "").partition(";")[0].strip().lower() == "text/event-stream"
+    if event_stream and "x-accel-buffering" not in lowered:
+        forwarded.append(("X-Accel-Buffering", "no"))
+    return forwarded

@@ -1,6 +1,6 @@
 """Relay a provider's event stream to the client, event by event, as it arrives.
 
-`relay()` is the generator a streaming view returns (wrapped by `sse_response()`):
+`relay()` is the generator a streamed answer's body is made of (`app.chat.passthrough`):
 
   * each chunk from the provider is cut at its last blank line; the complete events go to the
     client at once, the partial tail waits for the rest of its event (never for more);
@@ -16,8 +16,6 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Callable, Iterable, Iterator
-
-from flask import Response
 
 from app.errors import GatewayError
 from app.streaming import sse
@@ -54,10 +52,3 @@ def relay(chunks: Iterable[bytes], *, close: Callable[[], None], look: Look | No
     finally:
         close()
 
-
-def sse_response(events: Iterable[bytes], status: int = 200) -> Response:
-    """A streaming response with the event-stream headers (no caching, no proxy buffering)."""
-    response = Response(events, status=status, mimetype=sse.MIMETYPE, headers=sse.HEADERS)
-    # werkzeug would otherwise try to compute a length or buffer; the body is an open stream.
-    response.direct_passthrough = True
-    return response

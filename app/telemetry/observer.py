@@ -1,4 +1,4 @@
-"""WSGI middleware: times every request (but GET /health) and records it when the body is closed.
+"""WSGI middleware: times every request (but the public routes: GET /health) and records it when the body is closed.
 
 What is measured, honestly:
 
@@ -30,6 +30,7 @@ from typing import Any
 
 from flask import request
 
+from app.public_routes import is_public
 from app.signals import MODEL_KEY, PROVIDER_KEY
 from app.telemetry.metrics import Metrics
 from app.upstream.transport import UpstreamClock, upstream_clock
@@ -38,7 +39,6 @@ log = logging.getLogger("gateway.telemetry")
 
 ROUTE_KEY = "gateway.route"
 UNMATCHED = "unmatched"
-UNOBSERVED_PATHS = frozenset({"/health"})
 
 
 class RequestObserver:
@@ -47,7 +47,7 @@ class RequestObserver:
         self.metrics = metrics
 
     def __call__(self, environ: dict[str, Any], start_response: Callable[..., Any]) -> Iterable[bytes]:
-        if environ.get("PATH_INFO") in UNOBSERVED_PATHS:
+        if is_public(environ.get("PATH_INFO")):  # GET /health (app.public_routes)
             return self.wsgi_app(environ, start_response)
         return _Observation(self.metrics, environ).run(self.wsgi_app, start_response)
 

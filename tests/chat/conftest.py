@@ -2,7 +2,7 @@
 
 The gateway routes `openai/*` to the fake, refuses `openai/forbidden`, has vision on, a 2 s
 CLIENT_TIMEOUT (so a 504 and a mid-stream stall are quick to provoke), and `groq/*` pointed at a
-closed port (502).
+port that refuses connections (502).
 """
 
 from __future__ import annotations
@@ -13,7 +13,8 @@ import openai
 import pytest
 
 from tests.support.fake_provider import FakeProvider
-from tests.support.live_gateway import GatewayLauncher, LiveGateway, free_port
+from tests.support.live_gateway import GatewayLauncher, LiveGateway
+from tests.support.refused import refusing_port
 
 CLIENT_TIMEOUT = 2.0
 # keep-alive connections of the SDKs would otherwise hold gunicorn's shutdown for graceful_timeout
@@ -30,14 +31,15 @@ def shared_fake() -> Iterator[FakeProvider]:
 @pytest.fixture(scope="module")
 def gateway(shared_fake: FakeProvider, tmp_path_factory: pytest.TempPathFactory) -> Iterator[LiveGateway]:
     launcher = GatewayLauncher(tmp_path_factory.mktemp("chat-gateway"))
-    yield launcher({
-        "OPENAI_API_URL": shared_fake.url + "/v1", "OPENAI_API_KEY": "sk-provider-secret",
-        "MISTRAL_API_URL": shared_fake.url + "/mistral", "MISTRAL_API_KEY": "sk-mistral",
-        "GROQ_API_URL": f"http://127.0.0.1:{free_port()}/v1", "GROQ_API_KEY": "gsk",
-        "ENABLE_VISION": "true", "DISALLOWED_MODELS": "openai/forbidden",
-        "CLIENT_TIMEOUT": f"{CLIENT_TIMEOUT}s", **QUICK_STOP,
-    })
-    launcher.stop_all()
+    with refusing_port() as nobody:
+        yield launcher({
+            "OPENAI_API_URL": shared_fake.url + "/v1", "OPENAI_API_KEY": "sk-provider-secret",
+            "MISTRAL_API_URL": shared_fake.url + "/mistral", "MISTRAL_API_KEY": "sk-mistral",
+            "GROQ_API_URL": f"http://127.0.0.1:{nobody}/v1", "GROQ_API_KEY": "gsk",
+            "ENABLE_VISION": "true", "DISALLOWED_MODELS": "openai/forbidden",
+            "CLIENT_TIMEOUT": f"{CLIENT_TIMEOUT}s", **QUICK_STOP,
+        })
+        launcher.stop_all()
 
 
 @pytest.fixture

@@ -15,7 +15,8 @@ from pathlib import Path
 import pytest
 
 from tests.support.fake_provider import FakeProvider
-from tests.support.live_gateway import GatewayLauncher, LiveGateway, free_port
+from tests.support.live_gateway import GatewayLauncher, LiveGateway
+from tests.support.refused import refusing_port
 
 BODY_LIMIT = 1024 * 1024
 
@@ -50,15 +51,16 @@ def peak_rss_kib(pid: int) -> int:
 def proxy_setup_once(tmp_path_factory: pytest.TempPathFactory) -> Iterator[ProxySetup]:
     provider, elsewhere = FakeProvider().start(), FakeProvider().start()
     launcher = GatewayLauncher(tmp_path_factory.mktemp("gateway"))
-    gateway = launcher({
-        "OPENAI_API_URL": provider.url + "/v1", "OPENAI_API_KEY": "sk-provider-openai",
-        "ANTHROPIC_API_URL": provider.url + "/anthropic/v1", "ANTHROPIC_API_KEY": "sk-provider-anthropic",
-        "MISTRAL_API_URL": f"http://127.0.0.1:{free_port()}/v1", "MISTRAL_API_KEY": "k",  # nobody listens
-        "CLIENT_TIMEOUT": "1s", "SERVER_MAX_REQUEST_BODY_SIZE": str(BODY_LIMIT),
-        "DISALLOWED_MODELS": "gpt-4o-forbidden",
-    })
-    yield ProxySetup(gateway, provider, elsewhere)
-    launcher.stop_all()
+    with refusing_port() as nobody:
+        gateway = launcher({
+            "OPENAI_API_URL": provider.url + "/v1", "OPENAI_API_KEY": "sk-provider-openai",
+            "ANTHROPIC_API_URL": provider.url + "/anthropic/v1", "ANTHROPIC_API_KEY": "sk-provider-anthropic",
+            "MISTRAL_API_URL": f"http://127.0.0.1:{nobody}/v1", "MISTRAL_API_KEY": "k",  # connections refused
+            "CLIENT_TIMEOUT": "1s", "SERVER_MAX_REQUEST_BODY_SIZE": str(BODY_LIMIT),
+            "DISALLOWED_MODELS": "gpt-4o-forbidden",
+        })
+        yield ProxySetup(gateway, provider, elsewhere)
+        launcher.stop_all()
     provider.stop()
     elsewhere.stop()
 

@@ -81,6 +81,14 @@ def test_provider_headers_come_back_less_hop_by_hop_ones() -> None:
     assert proxy_headers.to_caller([("Content-Length", "5")]) == [("Content-Length", "5")]
 
 
+def test_an_event_stream_is_marked_unbuffered_for_nginx_unless_the_provider_said_otherwise() -> None:
+    assert proxy_headers.to_caller([("content-type", "text/event-stream; charset=utf-8")]) == [
+        ("content-type", "text/event-stream; charset=utf-8"), ("X-Accel-Buffering", "no")]
+    kept = [("Content-Type", "text/event-stream"), ("X-Accel-Buffering", "yes")]
+    assert proxy_headers.to_caller(kept) == kept
+    assert proxy_headers.to_caller([("Content-Type", "application/json")]) == [("Content-Type", "application/json")]
+
+
 PROVIDER = {"OPENAI_API_URL": "https://api.openai.test/v1", "OPENAI_API_KEY": "sk-test",
             "ANTHROPIC_API_URL": "https://api.anthropic.test/v1", "ANTHROPIC_API_KEY": "sk-ant"}
 
@@ -122,3 +130,11 @@ def test_allowed_model_passes_the_policy(make_app) -> None:
     responses.add(responses.POST, "https://api.openai.test/v1/chat/completions", json={"ok": 1})
     client = make_app({**PROVIDER, "ALLOWED_MODELS": "openai/gpt-4o"}).test_client()
     assert client.post("/proxy/openai/chat/completions", json={"model": "gpt-4o"}).status_code == 200
+
+
+@responses.activate
+def test_no_content_type_comes_back_unless_the_provider_sent_one(make_app) -> None:
+    responses.add(responses.GET, "https://api.openai.test/v1/files/f-1/content", body=b"raw", content_type=None)
+    reply = make_app(PROVIDER).test_client().get("/proxy/openai/files/f-1/content")
+    assert reply.status_code == 200 and reply.data == b"raw"
+    assert "Content-Type" not in reply.headers

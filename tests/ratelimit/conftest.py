@@ -4,15 +4,15 @@ from __future__ import annotations
 
 import shutil
 import subprocess
+import tempfile
 import time
 import uuid
 from collections.abc import Iterator
 from dataclasses import dataclass
+from pathlib import Path
 
 import pytest
 import redis
-
-from tests.support.live_gateway import free_port
 
 SHARED_REDIS = "redis://127.0.0.1:6379/0"
 
@@ -47,14 +47,16 @@ def shared_redis() -> Iterator[RedisSpace]:
 
 @dataclass
 class OwnRedis:
-    """A redis-server started for one test, which the test may kill (the shared one must stay up)."""
+    """A redis-server started for one test, which the test may kill (the shared one must stay up).
+
+    It listens on a unix socket in the test's directory (no TCP port to pick and race for)."""
 
     process: subprocess.Popen
-    port: int
+    socket: Path
 
     @property
     def url(self) -> str:
-        return f"redis://127.0.0.1:{self.port}/0"
+        return f"redis+unix://{self.socket}"
 
     def kill(self) -> None:
         if self.process.poll() is None:
@@ -63,15 +65,24 @@ class OwnRedis:
 
 
 @pytest.fixture
-def own_redis() -> Iterator[OwnRedis]:
+def short_dir() -> Iterator[Path]:
+    """A directory with a short path: a unix socket path must fit in 107 bytes (pytest's tmp_path may not)."""
+    path = Path(tempfile.mkdtemp(prefix="gw-"))
+    yield path
+    shutil.rmtree(path, ignore_errors=True)
+
+
+@pytest.fixture
+def own_redis(short_dir: Path) -> Iterator[OwnRedis]:
     binary = shutil.which("redis-server")
     if binary is None:
         pytest.fail("these tests need redis-server on PATH")
-    port = free_port()
-    process = subprocess.Popen([binary, "--port", str(port), "--bind", "127.0.0.1", "--save", "",
-                                "--appendonly", "no"], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-    server = OwnRedis(process, port)
-    client = redis.Redis(port=port, socket_connect_timeout=1)
+    path = short_dir / "redis.sock"
+    process = subprocess.Popen([binary, "--port", "0", "--unixsocket", str(path), "--unixsocketperm", "700",
+                                "--save", "", "--appendonly", "no"],
+                               stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    server = OwnRedis(process, path)
+    client = redis.Redis(unix_socket_path=str(path), socket_connect_timeout=1)
     deadline = time.monotonic() + 10
     while True:
         try:
@@ -80,7 +91,7 @@ def own_redis() -> Iterator[OwnRedis]:
         except redis.RedisError:
             if time.monotonic() > deadline or process.poll() is not None:
                 server.kill()
-                pytest.fail(f"redis-server did not start on port {port}")
+                pytest.fail(f"redis-server did not start on {path}")
             time.sleep(0.05)
     client.close()
     yield server

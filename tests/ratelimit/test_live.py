@@ -32,8 +32,18 @@ def started(gateway: LiveGateway, workers: int) -> LiveGateway:
     while sum("rate limits on" in entry["message"] for entry in rate_limit_log(gateway)) < workers:
         assert time.monotonic() < deadline, f"{workers} workers did not start:\n{gateway.logs()}"
         time.sleep(0.05)
-    time.sleep(0.2)  # from building the app to accepting connections
     return gateway
+
+
+def served_by(gateway: LiveGateway) -> dict[int, list[int]]:
+    """The statuses each worker answered, by pid, from the access lines."""
+    served: dict[int, list[int]] = {}
+    for line in gateway.logs().splitlines():
+        if line.startswith("{"):
+            entry = json.loads(line)
+            if entry.get("logger") == "gateway.access" and entry.get("path") == "/openapi.yaml":
+                served.setdefault(entry["pid"], []).append(entry["status"])
+    return served
 
 
 def test_two_workers_and_two_gateways_share_one_limit_exactly(live_gateway, shared_redis):
@@ -60,8 +70,21 @@ def test_two_workers_and_two_gateways_share_one_limit_exactly(live_gateway, shar
 def test_memory_storage_counts_per_worker(live_gateway):
     """The documented default: each worker has its own counters, so two workers allow up to twice the limit."""
     gateway = started(live_gateway({"RATE_LIMIT_ENABLE": "true", "RATE_LIMIT_DEFAULT": "5/minute"}, workers=2), 2)
-    statuses = fetch_all([gateway.url] * 40)
-    assert 5 < statuses.count(200) <= 10  # more than 5: both workers served and counted alone
+
+    def each_worker_refused() -> bool:
+        served = served_by(gateway)
+        return len(served) == 2 and all(429 in answers for answers in served.values())
+
+    statuses: list[int] = []
+    while len(statuses) < 400 and not each_worker_refused():
+        statuses += fetch_all([gateway.url] * 20)  # new connections, so the kernel may pick either worker
+    deadline = time.monotonic() + 10  # the access lines are written as the responses close
+    while sum(map(len, served_by(gateway).values())) < len(statuses) and time.monotonic() < deadline:
+        time.sleep(0.05)
+    served = served_by(gateway)
+    assert len(served) == 2, f"one worker served all {len(statuses)} requests"
+    assert [answers.count(200) for answers in served.values()] == [5, 5]  # each worker counted its own 5
+    assert statuses.count(200) == 10
 
 
 def test_redis_stopped_mid_run_gives_the_configured_fail_mode(live_gateway, own_redis):

@@ -1,0 +1,52 @@
+"""The stream tap: what the plain relay looks at while it passes a provider's events on.
+
+`look(block)` sees each block of complete events before it is sent: blocks that may carry
+usage or tool calls (the endpoint's `UsageFormat` says, from the bytes) are read into the
+meter; the usage-only chunk the client did not ask for is dropped. Every other block is relayed
+as it is, unparsed. `close()` runs when the relay ends for any reason: it closes the provider
+response and reports the usage.
+"""
+
+from __future__ import annotations
+
+import json
+from typing import TYPE_CHECKING
+
+from app.upstream import sse as sse_reader
+
+if TYPE_CHECKING:
+    import requests
+
+    from app.chat.usage import Meter, UsageFormat
+
+
+class StreamTap:
+    __slots__ = ("format", "hide_usage_chunk", "meter", "response")
+
+    def __init__(self, usage: UsageFormat, meter: Meter, response: requests.Response, *, hide_usage_chunk: bool):
+        self.format = usage
+        self.meter = meter
+        self.response = response
+        self.hide_usage_chunk = hide_usage_chunk
+
+    def look(self, block: bytes) -> bytes:
+        if not self.format.may_carry(block):
+            return block  # the common case: nothing to read, relay as is
+        kept, dropped = [], False
+        for event in sse_reader.events_in(block):
+            data = sse_reader.data_of(event)
+            if data and data != sse_reader.DONE:
+                try:
+                    obj = json.loads(data)
+                except ValueError:
+                    obj = None
+                self.format.read(obj, self.meter)
+                if self.hide_usage_chunk and self.format.is_usage_only(obj):
+                    dropped = True
+                    continue
+            kept.append(event)
+        return b"".join(kept) if dropped else block
+
+    def close(self) -> None:
+        self.response.close()
+        self.meter.finish()
