@@ -59,7 +59,7 @@ class StreamReader(threading.Thread):
                     self.events.extend(event for event in complete if event.strip())
                     if self.events:
                         self.first_event.set()
-        except Exception as exc:  # the test reports it
+        except requests.RequestException as exc:  # the test reports it
             self.error = exc
 
 
