@@ -2,9 +2,10 @@
 
 A few clients call the live gateway back to back (non-stream calls and ~1.5 s streams, see
 tests/support/steady_load.py) while the test drives gunicorn's master as the README's runbook
-does. The gateway runs in the layout of deploy/inference-gateway.service: its working directory
-holds `.env` (what a reload re-reads) and the pid file; the code is found through `--config`
-and PYTHONPATH. (SIGTERM letting in-flight streams finish is tests/integration/test_graceful_shutdown.py.)
+does. gunicorn runs as deploy/inference-gateway.service starts it: in the settings directory
+(its `.env` is what a reload re-reads), with the unit's options (`--config`, `--pid`) and
+environment (PYTHONPATH to the code). SIGTERM letting in-flight streams finish is
+tests/integration/test_graceful_shutdown.py.
 """
 
 from __future__ import annotations
@@ -22,8 +23,9 @@ import requests
 from tests.deploy.conftest import access_lines
 from tests.support.fake_provider import Recorded, Reply, json_reply, sse_reply
 from tests.support.gunicorn_master import GunicornMaster, alive, parent_of, wait_for
-from tests.support.live_gateway import ROOT, LiveGateway
+from tests.support.live_gateway import LiveGateway
 from tests.support.steady_load import Call, SteadyLoad
+from tests.support.systemd_unit import gunicorn_options, service_settings, unit_text
 
 STREAM_EVENTS = 12
 COMPLETION = {"id": "c1", "object": "chat.completion", "model": "m",
@@ -46,20 +48,28 @@ def masters():
         master.stop()
 
 
-def start_gateway(live_gateway, fake, run_dir: Path, masters: list[GunicornMaster]) -> tuple[LiveGateway, GunicornMaster]:
-    run_dir.mkdir()
-    (run_dir / ".env").write_text("DISALLOWED_MODELS=\n")
-    pidfile = run_dir / "gunicorn.pid"
-    args = ["--config", str(ROOT / "gunicorn.conf.py"), "--pid", str(pidfile)]
+def start_gateway(live_gateway, fake, tmp_path: Path, masters: list[GunicornMaster]) -> tuple[LiveGateway, GunicornMaster]:
+    """gunicorn as deploy/inference-gateway.service starts it: its working directory, environment,
+    options and pid file; the test's directories stand in for /etc/... and /run/..."""
+    service = service_settings(unit_text(config_dir=tmp_path / "etc", run_dir=tmp_path / "run"))
+    config_dir, pidfile = Path(service["WorkingDirectory"][0]), Path(service["PIDFile"][0])
+    config_dir.mkdir()
+    pidfile.parent.mkdir()  # systemd's RuntimeDirectory=
+    (config_dir / ".env").write_text("DISALLOWED_MODELS=\n")
     fake.on("POST", "/v1/chat/completions", answer)
-    gateway = live_gateway({"OPENAI_API_URL": fake.url + "/v1", "OPENAI_API_KEY": "sk-test",
-                            # longer than any stream: a draining worker finishes them all
-                            "SERVER_WRITE_TIMEOUT": "20s",
-                            "PYTHONPATH": str(ROOT), "GUNICORN_CMD_ARGS": shlex.join(args)}, workers=2, cwd=run_dir)
+    env = {**dict(value.split("=", 1) for value in service["Environment"]),
+           "GUNICORN_CMD_ARGS": shlex.join(gunicorn_options(service["ExecStart"][0])),
+           "OPENAI_API_URL": fake.url + "/v1", "OPENAI_API_KEY": "sk-test",
+           "SERVER_WRITE_TIMEOUT": "20s"}  # longer than any stream: a draining worker finishes them all
+    gateway = live_gateway(env, workers=2, cwd=config_dir)
     master = GunicornMaster(pidfile)
     masters.append(master)
     assert master.pid == gateway.process.pid
     return gateway, master
+
+
+def settings_file(tmp_path: Path) -> Path:
+    return tmp_path / "etc" / ".env"
 
 
 def chat(gateway: LiveGateway, model: str) -> int:
@@ -83,13 +93,12 @@ def assert_nothing_lost(calls: list[Call], signalled_at: float) -> None:
 
 def test_hup_rereads_settings_and_replaces_workers_without_losing_a_call(live_gateway, fake_provider, tmp_path,
                                                                       masters):
-    run_dir = tmp_path / "run"
-    gateway, master = start_gateway(live_gateway, fake_provider, run_dir, masters)
+    gateway, master = start_gateway(live_gateway, fake_provider, tmp_path, masters)
     assert chat(gateway, "openai/retired") == 200
 
     load = SteadyLoad(gateway.url, stream_events=STREAM_EVENTS).start()
     load.wait_until(lambda calls: len(calls) >= 6 and load.streams_in_flight >= 2)
-    (run_dir / ".env").write_text("DISALLOWED_MODELS=openai/retired\n")
+    settings_file(tmp_path).write_text("DISALLOWED_MODELS=openai/retired\n")
     signalled_at, signalled_wall = time.monotonic(), datetime.now(UTC)
     old_workers = master.reload()
 
@@ -109,8 +118,7 @@ def test_hup_rereads_settings_and_replaces_workers_without_losing_a_call(live_ga
 
 
 def test_usr2_then_term_upgrades_the_master_without_losing_a_call(live_gateway, fake_provider, tmp_path, masters):
-    run_dir = tmp_path / "run"
-    gateway, master = start_gateway(live_gateway, fake_provider, run_dir, masters)
+    gateway, master = start_gateway(live_gateway, fake_provider, tmp_path, masters)
     old_master, old_workers = master.pid, master.workers()
 
     def served_by(new_master: int) -> bool:
@@ -121,7 +129,7 @@ def test_usr2_then_term_upgrades_the_master_without_losing_a_call(live_gateway, 
 
     load = SteadyLoad(gateway.url, stream_events=STREAM_EVENTS).start()
     load.wait_until(lambda calls: len(calls) >= 6 and load.streams_in_flight >= 2)
-    (run_dir / ".env").write_text("DISALLOWED_MODELS=openai/retired\n")
+    settings_file(tmp_path).write_text("DISALLOWED_MODELS=openai/retired\n")
     new_master = master.upgrade(ready=lambda pid: served_by(pid) and load.streams_in_flight >= 2)
     stopped_at, stopped_wall = master.old_master_stopped_at
     done_at = time.monotonic()
@@ -141,7 +149,7 @@ def test_usr2_then_term_upgrades_the_master_without_losing_a_call(live_gateway, 
 def test_quit_would_cut_streams_which_is_why_an_upgrade_ends_the_old_master_with_term(
         live_gateway, fake_provider, tmp_path, masters):
     """nginx's graceful QUIT is gunicorn's TERM; gunicorn's QUIT is a quick shutdown."""
-    gateway, master = start_gateway(live_gateway, fake_provider, tmp_path / "run", masters)
+    gateway, master = start_gateway(live_gateway, fake_provider, tmp_path, masters)
     load = SteadyLoad(gateway.url, stream_events=STREAM_EVENTS, json_clients=0, stream_clients=2).start()
     load.wait_until(lambda calls: load.streams_in_flight >= 2)
     quit_at = time.monotonic()
