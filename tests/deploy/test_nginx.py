@@ -17,10 +17,11 @@ from pathlib import Path
 import requests
 
 from app.config import Settings, parse_byte_size
-from tests.deploy.conftest import access_lines, eventually
 from tests.support.fake_provider import json_reply, sse_event
 from tests.support.gated_stream import GatedStream
+from tests.support.gateway_log import access_lines
 from tests.support.nginx_proxy import ROOT, SHIPPED_CONF, nginx_binary
+from tests.support.polling import wait_for
 from tests.support.tcp_table import client_ports
 
 CHAT = {"model": "openai/m", "messages": [{"role": "user", "content": "hi"}]}
@@ -171,10 +172,10 @@ def test_request_ids_reach_the_gateway_log_nginx_log_and_response(live_gateway, 
         response = requests.get(proxy.url + "/openapi.yaml", headers=headers, timeout=10)
         assert response.status_code == 200
         sent = response.headers["X-Request-ID"]
-        gateway_line = eventually(lambda: [e for e in access_lines(gateway.logs()) if e["request_id"] == sent],
-                                  what="the gateway's access line")[0]
-        nginx_line = eventually(lambda: [e for e in proxy.access_log() if e["request_id"] == sent],
-                                what="nginx's access line")[0]
+        gateway_line = wait_for(lambda: [e for e in access_lines(gateway.logs()) if e["request_id"] == sent],
+                                10, "the gateway's access line")[0]
+        nginx_line = wait_for(lambda: [e for e in proxy.access_log() if e["request_id"] == sent],
+                              10, "nginx's access line")[0]
         return sent, gateway_line["path"], nginx_line["uri"]
 
     # The client's own id goes all the way.
@@ -225,8 +226,8 @@ def test_nginx_and_the_gateway_refuse_a_body_over_the_limit_with_the_same_413(li
 
     from_nginx = requests.post(proxy.url + "/v1/chat/completions", data=body_of(limit + 1), headers=headers,
                                timeout=60)
-    from_gateway = requests.post(gateway.url + "/v1/chat/completions", data=body_of(limit + 1), headers=headers,
-                                 timeout=60)
+    from_gateway = requests.post(gateway.url + "/v1/chat/completions", data=body_of(limit + 1),
+                                 headers={**headers, "Connection": "close"}, timeout=60)
     assert from_nginx.status_code == from_gateway.status_code == 413
     assert from_nginx.headers["Content-Type"] == from_gateway.headers["Content-Type"] == "application/json"
     assert from_nginx.json() == from_gateway.json()

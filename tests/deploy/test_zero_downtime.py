@@ -20,10 +20,11 @@ from pathlib import Path
 import pytest
 import requests
 
-from tests.deploy.conftest import access_lines
 from tests.support.fake_provider import Recorded, Reply, json_reply, sse_reply
-from tests.support.gunicorn_master import GunicornMaster, alive, parent_of, wait_for
+from tests.support.gateway_log import access_lines
+from tests.support.gunicorn_master import GunicornMaster, alive, parent_of
 from tests.support.live_gateway import LiveGateway
+from tests.support.polling import wait_for
 from tests.support.steady_load import Call, SteadyLoad
 from tests.support.systemd_unit import gunicorn_options, service_settings, unit_text
 

@@ -24,6 +24,8 @@ from collections.abc import Callable
 from datetime import UTC, datetime
 from pathlib import Path
 
+from tests.support.polling import wait_for
+
 
 def process_status(pid: int) -> tuple[str, int] | None:
     """(state letter, parent pid) of a process, or None when there is no such process."""
@@ -53,17 +55,6 @@ def children(pid: int) -> set[int]:
             if status and status[1] == pid and status[0] not in ("Z", "X"):
                 found.add(int(entry.name))
     return found
-
-
-def wait_for(condition: Callable[[], object], timeout: float, what: str) -> object:
-    deadline = time.monotonic() + timeout
-    while True:
-        value = condition()
-        if value:
-            return value
-        if time.monotonic() > deadline:
-            raise AssertionError(f"timed out after {timeout}s waiting for {what}")
-        time.sleep(0.05)
 
 
 class GunicornMaster:
