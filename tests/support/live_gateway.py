@@ -70,8 +70,9 @@ class GatewayLauncher:
         self.started: list[LiveGateway] = []
 
     def __call__(self, env: dict[str, str] | None = None, *, workers: int = 1, port: int | None = None,
-                 ready_timeout: float = 30, https_ca: Path | None = None) -> LiveGateway:
-        """Start gunicorn; with `https_ca`, the gateway serves TLS and is checked against that CA file."""
+                 ready_timeout: float = 30, https_ca: Path | None = None, cwd: Path = ROOT) -> LiveGateway:
+        """Start gunicorn; with `https_ca`, the gateway serves TLS and is checked against that CA file.
+        `cwd`: gunicorn's working directory (where it finds gunicorn.conf.py and `.env`)."""
         port = port or free_port()
         log_path = self.tmp_path / f"gateway-{port}.log"
         # SERVER_WRITE_TIMEOUT is gunicorn's graceful timeout; idle keep-alive connections left by
@@ -79,7 +80,7 @@ class GatewayLauncher:
         full_env = gateway_environ({"SERVER_HOST": "127.0.0.1", "SERVER_PORT": str(port),
                                     "WEB_CONCURRENCY": str(workers), "SERVER_WRITE_TIMEOUT": "3s", **(env or {})})
         with open(log_path, "wb") as log:
-            process = subprocess.Popen(gunicorn_command(), cwd=ROOT, env=full_env, stdout=log,
+            process = subprocess.Popen(gunicorn_command(), cwd=cwd, env=full_env, stdout=log,
                                        stderr=subprocess.STDOUT)
         gateway = LiveGateway(process, port, log_path, scheme="https" if https_ca else "http")
         self.started.append(gateway)
