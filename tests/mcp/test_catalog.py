@@ -53,7 +53,7 @@ def test_tools_appear_in_the_background_as_openai_functions(make_catalog, mcp_se
     assert catalog.tools() == ()  # nothing before start: no work at construction time
     started = time.monotonic()
     catalog.start()
-    assert time.monotonic() - started < 0.5  # start never waits for a server
+    assert time.monotonic() - started < 2  # start never waits for a server (it returns in microseconds)
     eventually(catalog.tools)
     assert names(catalog) == ["mcp_add", "mcp_explode"]
     add = next(f for f in catalog.functions() if f["function"]["name"] == "mcp_add")

@@ -5,9 +5,12 @@ The live proof (a real proxy seeing the gateway's traffic) is in test_live_outbo
 
 from __future__ import annotations
 
+import socket
+
 import pytest
 
 from app.config import Settings
+from app.errors import UpstreamUnreachable
 from app.providers.provider import Providers
 from app.upstream.proxies import ProxyRules
 from tests.support.fake_provider import json_reply
@@ -75,3 +78,15 @@ def test_netrc_is_never_read(monkeypatch, tmp_path, fake_provider):
     ollama = Providers(Settings.from_environ({"OLLAMA_API_URL": fake_provider.url + "/v1"})).lookup("ollama")
     ollama.read_body(ollama.request("GET", "/models"))
     assert "authorization" not in fake_provider.requests[0].headers
+
+
+def test_a_proxy_that_refuses_is_a_502_that_names_the_provider_not_the_proxy(monkeypatch):
+    with socket.socket() as refusing:  # bound, never listening
+        refusing.bind(("127.0.0.1", 0))
+        proxy_url = f"http://user:proxy-secret@127.0.0.1:{refusing.getsockname()[1]}"
+        monkeypatch.setenv("HTTPS_PROXY", proxy_url)
+        openai = Providers(Settings.from_environ({"OPENAI_API_KEY": "k"})).lookup("openai")
+        with pytest.raises(UpstreamUnreachable) as info:
+            openai.request("GET", "/models")
+    assert info.value.status == 502
+    assert info.value.message == "Provider openai could not be reached through the proxy."
