@@ -91,7 +91,7 @@ def canonical_url(url: str) -> str:
 class Upstream:
     """One server: its session, proxy, timeouts and fixed headers; `send` / `iter_body` / `read_body`."""
 
-    __slots__ = ("_adapter", "_defaults", "_fixed", "_late", "base_url", "name", "proxies", "rules", "session",
+    __slots__ = ("_adapter", "_defaults", "_fixed", "_late", "_unusable", "base_url", "name", "proxies", "rules", "session",
                  "subject", "timeouts")
 
     def __init__(self, name: str, base_url: str, session: requests.Session, *, timeouts: Timeouts,
@@ -110,8 +110,14 @@ class Upstream:
         self._adapter = session.get_adapter(self.base_url)
         self._defaults = CaseInsensitiveDict(session.headers)
         fixed = CaseInsensitiveDict(headers or {})
-        for item in fixed.items():
-            check_header_validity(item)
+        self._unusable: str | None = None
+        try:
+            for item in fixed.items():
+                check_header_validity(item)
+        except requests.exceptions.InvalidHeader:
+            # e.g. a key with a line break: every call fails clearly, the worker lives on
+            self._unusable = f"Request to {name} failed: its credential cannot be sent as an HTTP header."
+            fixed = CaseInsensitiveDict()
         self._fixed = fixed
         self._late = self._late_message(timeouts)
 
@@ -127,6 +133,8 @@ class Upstream:
     def send(self, method: str, url: str, *, headers: Mapping[str, str] | None = None, params: Any = None,
              data: Any = None, json: Any = None, timeouts: Timeouts | None = None) -> requests.Response:
         """Send one request and return once the response headers are in (the body is not read)."""
+        if self._unusable is not None:
+            raise UpstreamError(self._unusable)
         if timeouts is None:
             timeouts, late = self.timeouts, self._late
         else:

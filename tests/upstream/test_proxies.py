@@ -90,3 +90,4 @@ def test_a_proxy_that_refuses_is_a_502_that_names_the_provider_not_the_proxy(mon
             openai.request("GET", "/models")
     assert info.value.status == 502
     assert info.value.message == "Provider openai could not be reached through the proxy."
+
