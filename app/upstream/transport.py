@@ -42,6 +42,7 @@ from requests.utils import check_header_validity
 from app.errors import UpstreamError, UpstreamTimeout, UpstreamUnreachable
 from app.upstream.clock import UpstreamClock, upstream_clock, waiting_for_providers
 from app.upstream.deadline import Deadline
+from app.upstream.proxies import ProxyRules
 
 __all__ = ["READ_SIZE", "Timeouts", "Upstream", "UpstreamClock", "canonical_url", "upstream_clock",
            "waiting_for_providers"]
@@ -91,11 +92,11 @@ def canonical_url(url: str) -> str:
 class Upstream:
     """One server: its session, proxy, timeouts and fixed headers; `send` / `iter_body` / `read_body`."""
 
-    __slots__ = ("_adapter", "_defaults", "_fixed", "_late", "_unusable", "base_url", "name", "proxies", "rules", "session",
-                 "subject", "timeouts")
+    __slots__ = ("_adapter", "_defaults", "_fixed", "_late", "_unusable", "base_url", "name", "proxies", "rules",
+                 "session", "subject", "timeouts")
 
     def __init__(self, name: str, base_url: str, session: requests.Session, *, timeouts: Timeouts,
-                 proxies: Mapping[str, str] | None = None, rules: Any = None,
+                 proxies: Mapping[str, str] | None = None, rules: ProxyRules | None = None,
                  headers: Mapping[str, str] | None = None):
         """`name` is how messages call it ("provider openai"); `headers` are added to every call,
         over the caller's (credentials); `rules` (ProxyRules) choose the proxy of a URL outside
