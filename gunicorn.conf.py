@@ -58,6 +58,23 @@ logconfig_dict = {
     "root": {"handlers": ["stderr"], "level": "WARNING"},
 }
 
+# MCP: each worker connects its MCP servers as it starts (before its first request) and ends
+# their sessions as it exits (app/mcp/__init__.py). worker_exit also runs in the master for a
+# worker that is already gone, which has no app.
+def post_worker_init(worker):
+    from app import mcp
+
+    mcp.start(worker.wsgi)
+
+
+def worker_exit(server, worker):
+    application = getattr(worker, "wsgi", None)
+    if application is not None:
+        from app import mcp
+
+        mcp.stop(application)
+
+
 # Telemetry: one GET /metrics per host, served by this master, summing every worker's values
 # (prometheus-client multiprocess mode; see app/telemetry/exporter.py). Nothing when off.
 if _settings.telemetry_enable:

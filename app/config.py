@@ -133,10 +133,10 @@ class Settings:
     mcp_enable: bool = setting("MCP_ENABLE", "false", "Give models the tools of the MCP servers and run their calls in the gateway.", section="mcp")
     mcp_expose: bool = setting("MCP_EXPOSE", "false", "Serve GET /v1/mcp/tools.", section="mcp")
     mcp_servers: CommaList = setting("MCP_SERVERS", "", "Comma-separated MCP server URLs (streamable HTTP).", section="mcp")
-    mcp_client_timeout: Duration = setting("MCP_CLIENT_TIMEOUT", "5s", "Accepted for compatibility; the MCP client (requests) bounds connecting with MCP_DIAL_TIMEOUT and each answer with MCP_REQUEST_TIMEOUT.", section="mcp")
+    mcp_client_timeout: Duration = setting("MCP_CLIENT_TIMEOUT", "5s", "Longest one MCP exchange may take as a whole (connect, send, headers and the whole answer), like Go's http.Client.Timeout; a tool call that runs longer fails as an error result. 0 for no bound.", section="mcp")
     mcp_dial_timeout: Duration = setting("MCP_DIAL_TIMEOUT", "3s", "Longest wait to connect to an MCP server.", section="mcp")
-    mcp_tls_handshake_timeout: Duration = setting("MCP_TLS_HANDSHAKE_TIMEOUT", "3s", "Accepted for compatibility (the TLS handshake is part of MCP_DIAL_TIMEOUT).", section="mcp")
-    mcp_response_header_timeout: Duration = setting("MCP_RESPONSE_HEADER_TIMEOUT", "3s", "Accepted for compatibility (waiting for an answer is bounded by MCP_REQUEST_TIMEOUT).", section="mcp")
+    mcp_tls_handshake_timeout: Duration = setting("MCP_TLS_HANDSHAKE_TIMEOUT", "3s", "Added to MCP_DIAL_TIMEOUT for an https:// server: each connection attempt (TCP connect + TLS handshake) is bounded by their sum.", section="mcp")
+    mcp_response_header_timeout: Duration = setting("MCP_RESPONSE_HEADER_TIMEOUT", "3s", "Longest wait for an MCP server's response headers, counted from the start of the request (connect + send + headers, as one bound; a server that trickles its headers is cut too). 0 for no bound.", section="mcp")
     mcp_expect_continue_timeout: Duration = setting("MCP_EXPECT_CONTINUE_TIMEOUT", "1s", "MCP client expect-continue timeout (accepted for compatibility).", section="mcp")
     mcp_request_timeout: Duration = setting("MCP_REQUEST_TIMEOUT", "5s", "Longest wait for an MCP server's answer to initialize, tools/list or tools/call.", section="mcp")
     mcp_max_retries: int = setting("MCP_MAX_RETRIES", "3", "Connection attempts per server before waiting for the reconnect loop.", section="mcp")
@@ -182,13 +182,13 @@ class Settings:
     worker_connections: int = setting("WORKER_CONNECTIONS", "2000", "Concurrent connections per gevent worker.", section="server")
 
     # client
-    client_timeout: Duration = setting("CLIENT_TIMEOUT", "30s", "Longest wait for a provider's next bytes: the response, or the next event of a stream. Never caps a whole stream.", section="client")
-    client_max_idle_conns: int = setting("CLIENT_MAX_IDLE_CONNS", "20", "Connection pools kept per provider session.", section="client")
-    client_max_idle_conns_per_host: int = setting("CLIENT_MAX_IDLE_CONNS_PER_HOST", "20", "Connections kept per provider host; size it to the concurrent requests one worker carries.", section="client")
+    client_timeout: Duration = setting("CLIENT_TIMEOUT", "30s", "Longest silence from a provider (or the OIDC issuer): waiting for its next bytes, in the headers, the response, or between two events of a stream. Never caps a whole stream.", section="client")
+    client_max_idle_conns: int = setting("CLIENT_MAX_IDLE_CONNS", "0", "Most connections one upstream (a provider, an MCP server, the OIDC issuer) keeps open for reuse; 0 (the default) means WORKER_CONNECTIONS.", section="client")
+    client_max_idle_conns_per_host: int = setting("CLIENT_MAX_IDLE_CONNS_PER_HOST", "0", "Connections kept open per upstream host for reuse; 0 (the default) means WORKER_CONNECTIONS, so a worker carrying its full load of concurrent calls to one provider reuses every connection. A smaller value closes the surplus after each burst (urllib3 logs \"Connection pool is full\").", section="client")
     client_idle_conn_timeout: Duration = setting("CLIENT_IDLE_CONN_TIMEOUT", "30s", "Idle connection timeout (accepted for compatibility; urllib3 keeps pooled connections until the server closes them).", section="client")
     client_tls_min_version: str = setting("CLIENT_TLS_MIN_VERSION", "TLS12", "Minimum TLS version towards providers: TLS12 or TLS13.", section="client")
     client_disable_compression: bool = setting("CLIENT_DISABLE_COMPRESSION", "true", "Ask providers for uncompressed responses (faster streaming).", section="client")
-    client_response_header_timeout: Duration = setting("CLIENT_RESPONSE_HEADER_TIMEOUT", "10s", "Longest wait to connect to a provider.", section="client")
+    client_response_header_timeout: Duration = setting("CLIENT_RESPONSE_HEADER_TIMEOUT", "10s", "Longest wait for a provider's (or the OIDC issuer's) response headers, counted from the start of the request: connect + send + headers, as one bound, so a provider that trickles its headers is cut with 504 too. 0 for no bound.", section="client")
     client_expect_continue_timeout: Duration = setting("CLIENT_EXPECT_CONTINUE_TIMEOUT", "1s", "Expect-continue timeout (accepted for compatibility; requests never sends Expect: 100-continue).", section="client")
 
     # providers: <ID>_API_URL and <ID>_API_KEY, from the catalog
@@ -227,11 +227,11 @@ class Settings:
             raise ConfigError("invalid SERVER_TLS_CERT_PATH/SERVER_TLS_KEY_PATH: set both or neither")
         if self.auth_enable:
             self.check_auth()
-        for name in ("web_concurrency", "worker_connections", "client_max_idle_conns",
-                     "client_max_idle_conns_per_host", "server_port"):
-            if getattr(self, name) < 1:
+        for name, least in (("web_concurrency", 1), ("worker_connections", 1), ("client_max_idle_conns", 0),
+                            ("client_max_idle_conns_per_host", 0), ("server_port", 1)):
+            if getattr(self, name) < least:
                 env = next(f.metadata["env"] for f in declared_fields() if f.name == name)
-                raise ConfigError(f"invalid {env}={getattr(self, name)!r}: must be at least 1")
+                raise ConfigError(f"invalid {env}={getattr(self, name)!r}: must be at least {least}")
 
     def check_auth(self) -> None:
         issuer = self.auth_oidc_issuer.strip()

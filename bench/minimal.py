@@ -3,7 +3,8 @@
     MINIMAL_UPSTREAM=http://127.0.0.1:9900/v1 gunicorn -k gevent -w 2 minimal:app   (from bench/)
 
 Forwards POST /v1/chat/completions as sent; streams are relayed chunk by chunk. Same pool size
-as the gateway's default (CLIENT_MAX_IDLE_CONNS_PER_HOST=20). No validation, no errors, no logs.
+as the gateway's default (CLIENT_MAX_IDLE_CONNS_PER_HOST follows WORKER_CONNECTIONS, 2000). No
+validation, no errors, no logs.
 """
 
 import os
@@ -16,7 +17,7 @@ UPSTREAM = os.environ.get("MINIMAL_UPSTREAM", "http://127.0.0.1:9900/v1") + "/ch
 app = Flask(__name__)
 session = requests.Session()
 session.trust_env = False
-session.mount("http://", HTTPAdapter(pool_connections=20, pool_maxsize=20))
+session.mount("http://", HTTPAdapter(pool_connections=4, pool_maxsize=2000))
 
 
 @app.post("/v1/chat/completions")

@@ -48,7 +48,7 @@ class Guard:
     def from_settings(cls, settings: Settings) -> Guard:
         api_keys = ApiKeys.from_settings(settings.auth_api_keys, settings.auth_api_keys_file)
         issuer = settings.auth_oidc_issuer.strip()
-        oidc = OidcVerifier(issuer, settings.auth_oidc_client_id) if issuer else None
+        oidc = OidcVerifier.from_settings(settings) if issuer else None
         return cls(api_keys, oidc)
 
     def authenticate(self, headers: Headers) -> str:

@@ -1,51 +1,60 @@
 """OIDC JWT verification against the issuer's published keys.
 
 Built on joserfc, the JOSE library of the Authlib project (Authlib 1.9 deprecates its own
-`authlib.jose` in its favour). Nothing is fetched at import or start-up:
+`authlib.jose` in its favour). The issuer is reached through the gateway's one outbound layer
+(`app.upstream`: its session factory, HTTPS_PROXY / HTTP_PROXY / NO_PROXY, the client timeouts
+and the exception map). Nothing is fetched at import or start-up:
 
 1. Discovery (`<issuer>/.well-known/openid-configuration`) on the first token that needs it,
    with a short retry. If the issuer cannot be reached, `IssuerUnavailable` (503) is raised and
    the next attempt waits `FAILURE_BACKOFF` seconds, so a flood of requests does not become a
-   flood of fetches; the first request after that tries again.
+   flood of fetches; the first request after that tries again. Once the issuer is back, every
+   worker verifies again within a second.
 2. The JWKS is fetched once and cached. A token whose `kid` is not in the cache makes the
-   verifier fetch it again, at most once per `JWKS_REFETCH_INTERVAL` (key rotation works; a
-   flood of made-up kids costs the issuer one request per interval). A cache older than
-   `JWKS_MAX_AGE` is refreshed on use, so keys the issuer withdraws stop being accepted; if
-   that refresh fails, the cached keys stay in use and it is retried once per interval.
+   verifier fetch it again when the last fetch is over `JWKS_REFETCH_INTERVAL` (1 s) old: a
+   rotated key is accepted at once, and a flood of made-up kids costs the issuer at most one
+   request a second. A cache older than `JWKS_MAX_AGE` is refreshed on use, so keys the issuer
+   withdraws stop being accepted; if that refresh fails, the cached keys stay in use and it is
+   retried once per interval.
 3. The signature must verify with one of those keys, with RS256 or ES256 only (`alg: none`,
    HS256 and the HS256-signed-with-the-public-key trick are refused before any key is picked);
    `iss` must equal the issuer, `aud` must contain the client id, `exp` (required) and `nbf`
    hold with `LEEWAY` seconds of clock skew, and `sub` names the subject.
 
 Fetches are serialised by one lock, so concurrent requests (gevent greenlets) share one fetch.
+Time comes from `clock` and pauses from `sleep` (monotonic seconds and `time.sleep` unless a
+test gives its own), so every interval above can be tested without waiting for it.
 """
 
 from __future__ import annotations
 
+import json
 import logging
 import threading
 import time
+from collections.abc import Callable
 from typing import Any
 
-import requests
 from authlib.oidc.discovery import get_well_known_url
 from joserfc import jwt
 from joserfc.errors import ExpiredTokenError, InvalidClaimError, InvalidKeyIdError, JoseError
 from joserfc.jwk import ECKey, Key, KeySet, RSAKey
 from joserfc.jws import JWSRegistry
 
-from app.errors import AuthenticationFailed, ServiceUnavailable
+from app.config import Settings
+from app.errors import AuthenticationFailed, ServiceUnavailable, UpstreamError
+from app.upstream.sessions import build_upstream
+from app.upstream.transport import Upstream
 
 log = logging.getLogger("gateway.auth")
 
 ALGORITHMS = ("RS256", "ES256")
 LEEWAY = 30  # seconds of clock skew allowed on exp and nbf
-JWKS_REFETCH_INTERVAL = 10.0  # seconds between two JWKS fetches caused by unknown kids
+JWKS_REFETCH_INTERVAL = 1.0  # an unknown kid refetches the JWKS when the last fetch is older than this
 JWKS_MAX_AGE = 600.0  # seconds a fetched JWKS is trusted before it is fetched again on use
 DISCOVERY_ATTEMPTS = 2
 DISCOVERY_PAUSE = 0.25  # seconds between two discovery attempts
-FAILURE_BACKOFF = 2.0  # seconds before trying again after discovery or the first JWKS fetch failed
-HTTP_TIMEOUT = (3.0, 5.0)  # connect, read
+FAILURE_BACKOFF = 0.5  # seconds before trying again after discovery or the first JWKS fetch failed
 
 
 class IssuerUnavailable(ServiceUnavailable):
@@ -53,14 +62,16 @@ class IssuerUnavailable(ServiceUnavailable):
 
 
 class OidcVerifier:
-    def __init__(self, issuer: str, client_id: str, *, refetch_interval: float = JWKS_REFETCH_INTERVAL,
-                 max_age: float = JWKS_MAX_AGE, failure_backoff: float = FAILURE_BACKOFF,
-                 leeway: int = LEEWAY):
+    def __init__(self, issuer: str, client_id: str, *, upstream: Upstream, refetch_interval: float = JWKS_REFETCH_INTERVAL,
+                 max_age: float = JWKS_MAX_AGE, failure_backoff: float = FAILURE_BACKOFF, leeway: int = LEEWAY,
+                 clock: Callable[[], float] = time.monotonic, sleep: Callable[[float], None] = time.sleep):
         self.issuer = issuer
         self.refetch_interval = refetch_interval
         self.max_age = max_age
         self.failure_backoff = failure_backoff
-        self._http = requests.Session()
+        self.clock = clock
+        self.sleep = sleep
+        self._upstream = upstream
         self._lock = threading.Lock()
         self._registry = JWSRegistry(algorithms=list(ALGORITHMS))
         self._claims = jwt.JWTClaimsRegistry(
@@ -76,6 +87,13 @@ class OidcVerifier:
         self._fetched_at = float("-inf")  # when the cached keys were fetched
         self._attempted_at = float("-inf")  # last JWKS fetch attempt, successful or not
         self._last_fetch_failed = False
+
+    @classmethod
+    def from_settings(cls, settings: Settings, **options: Any) -> OidcVerifier:
+        """The verifier for AUTH_OIDC_ISSUER / AUTH_OIDC_CLIENT_ID, reaching the issuer through app.upstream."""
+        issuer = settings.auth_oidc_issuer.strip()
+        return cls(issuer, settings.auth_oidc_client_id,
+                   upstream=build_upstream(settings, "the OIDC issuer", issuer), **options)
 
     # -- verification ----------------------------------------------------------------------
     def verify(self, token: str) -> str:
@@ -108,15 +126,15 @@ class OidcVerifier:
     # -- the key cache ---------------------------------------------------------------------
     def _current_keys(self) -> KeySet:
         keys = self._keys
-        if keys is not None and time.monotonic() - self._fetched_at < self.max_age:
+        if keys is not None and self.clock() - self._fetched_at < self.max_age:
             return keys
         with self._lock:
-            since_attempt = time.monotonic() - self._attempted_at
+            since_attempt = self.clock() - self._attempted_at
             if self._keys is None:
                 if self._last_fetch_failed and since_attempt < self.failure_backoff:
                     raise IssuerUnavailable(_UNAVAILABLE)
                 self._keys = self._fetch_keys()
-            elif time.monotonic() - self._fetched_at >= self.max_age and since_attempt >= self.refetch_interval:
+            elif self.clock() - self._fetched_at >= self.max_age and since_attempt >= self.refetch_interval:
                 try:
                     self._keys = self._fetch_keys()
                 except IssuerUnavailable:
@@ -128,7 +146,7 @@ class OidcVerifier:
         with self._lock:
             if self._keys is not seen:  # another request refreshed them while this one waited
                 return self._keys
-            if time.monotonic() - self._attempted_at < self.refetch_interval:
+            if self.clock() - self._attempted_at < self.refetch_interval:
                 if self._last_fetch_failed:
                     raise IssuerUnavailable(_UNAVAILABLE)
                 return seen
@@ -138,14 +156,12 @@ class OidcVerifier:
     def _fetch_keys(self) -> KeySet:
         """Fetch the JWKS (discovering its address first if needed); call with the lock held."""
         jwks_uri = self._discover()
-        self._attempted_at = time.monotonic()
+        self._attempted_at = self.clock()
         self._last_fetch_failed = True
         try:
-            response = self._http.get(jwks_uri, timeout=HTTP_TIMEOUT)
-            response.raise_for_status()
-            keys = KeySet([key for key in KeySet.import_key_set(response.json()).keys
+            keys = KeySet([key for key in KeySet.import_key_set(self._get_json(jwks_uri)).keys
                            if isinstance(key, (RSAKey, ECKey))])
-        except (requests.RequestException, ValueError, TypeError, KeyError, JoseError) as exc:
+        except (UpstreamError, ValueError, TypeError, KeyError, JoseError) as exc:
             log.error("cannot fetch the OIDC issuer's keys from %s: %s", jwks_uri, _reason(exc))
             raise IssuerUnavailable(_UNAVAILABLE) from None
         self._last_fetch_failed = False
@@ -156,15 +172,13 @@ class OidcVerifier:
     def _discover(self) -> str:
         if self._jwks_uri is not None:
             return self._jwks_uri
-        if time.monotonic() - self._discovery_failed_at < self.failure_backoff:
+        if self.clock() - self._discovery_failed_at < self.failure_backoff:
             raise IssuerUnavailable(_UNAVAILABLE)
         url = get_well_known_url(self.issuer, external=True)
         for attempt in range(1, DISCOVERY_ATTEMPTS + 1):
             try:
-                response = self._http.get(url, timeout=HTTP_TIMEOUT)
-                response.raise_for_status()
-                document = response.json()
-            except (requests.RequestException, ValueError) as exc:
+                document = self._get_json(url)
+            except (UpstreamError, ValueError) as exc:
                 problem = _reason(exc)
             else:
                 jwks_uri = document.get("jwks_uri") if isinstance(document, dict) else None
@@ -179,9 +193,17 @@ class OidcVerifier:
             log.warning("OIDC discovery at %s failed (attempt %d of %d): %s", url, attempt, DISCOVERY_ATTEMPTS,
                         problem)
             if attempt < DISCOVERY_ATTEMPTS:
-                time.sleep(DISCOVERY_PAUSE)
-        self._discovery_failed_at = time.monotonic()
+                self.sleep(DISCOVERY_PAUSE)
+        self._discovery_failed_at = self.clock()
         raise IssuerUnavailable(_UNAVAILABLE)
+
+    def _get_json(self, url: str) -> Any:
+        """GET a JSON document from the issuer; UpstreamError for no answer or an error status."""
+        response = self._upstream.send("GET", url, headers={"Accept": "application/json"})
+        body = self._upstream.read_body(response)
+        if response.status_code != 200:
+            raise UpstreamError(f"HTTP {response.status_code}")
+        return json.loads(body)
 
 
 _UNAVAILABLE = "The identity provider cannot be reached to verify the token; try again shortly."
@@ -192,6 +214,6 @@ def _signing_key(keys: KeySet, kid: str | None, alg: str) -> Key:
 
 
 def _reason(exc: Exception) -> str:
-    if isinstance(exc, requests.HTTPError) and exc.response is not None:
-        return f"HTTP {exc.response.status_code}"
-    return type(exc).__name__ if isinstance(exc, requests.RequestException) else str(exc) or type(exc).__name__
+    if isinstance(exc, UpstreamError):
+        return exc.message
+    return str(exc) or type(exc).__name__

@@ -4,8 +4,11 @@
     catalog.py  the tool catalog, kept up to date by background supervisors (connect, poll, reconnect)
     agent.py    the agent loop the chat view calls
 
-`init_app` puts a `ToolCatalog` on the app and starts its supervisors lazily, on the first
-request a worker serves: nothing runs at import time or in gunicorn's master before fork.
+`init_app` puts a `ToolCatalog` on the app; nothing runs at import time or in gunicorn's master.
+`start(app)` connects the servers and `stop(app)` closes their sessions: gunicorn calls them when
+a worker starts and when it exits (`post_worker_init` / `worker_exit` in gunicorn.conf.py), so
+servers are reached before the worker's first request. Outside gunicorn (an app from
+`create_app` in tests or scripts), call them yourself.
 """
 
 from __future__ import annotations
@@ -17,13 +20,24 @@ from app.mcp.agent import AgentLoop
 from app.mcp.catalog import ToolCatalog
 
 EXTENSION_KEY = "gateway.mcp"
+# Seconds a worker that exits waits for its supervisors before ending the sessions (gunicorn's
+# graceful timeout must leave room for it and the DELETEs).
+STOP_TIMEOUT = 1.0
 
 
 def init_app(app: Flask, settings: Settings) -> None:
     catalog = ToolCatalog(settings)
     app.extensions[EXTENSION_KEY] = AgentLoop(catalog, max_iterations=settings.mcp_max_iterations)
-    if catalog.enabled:
-        app.before_request(catalog.start)
+
+
+def start(app: Flask) -> None:
+    """Connect the app's MCP servers in the background (returns at once; nothing when MCP is off)."""
+    app.extensions[EXTENSION_KEY].catalog.start()
+
+
+def stop(app: Flask) -> None:
+    """Stop the background supervisors and end every MCP session (DELETE)."""
+    app.extensions[EXTENSION_KEY].catalog.stop(timeout=STOP_TIMEOUT)
 
 
 def agent_loop() -> AgentLoop:

@@ -1,8 +1,9 @@
 """The MCP tools the gateway offers models, kept up to date in the background.
 
-`ToolCatalog` holds one `ServerLink` per configured server. `start()` (called lazily by the
-first request of each worker, never at import time nor in gunicorn's master) starts one
-background supervisor per server (a thread; a greenlet in the gevent worker):
+`ToolCatalog` holds one `ServerLink` per configured server. `start()` (called when a gunicorn
+worker starts, from the `post_worker_init` hook, never at import time nor in gunicorn's master)
+starts one background supervisor per server (a thread; a greenlet in the gevent worker);
+`stop()` (the `worker_exit` hook) stops them and ends every session (DELETE):
 
     connect:    initialize + tools/list, up to MCP_MAX_RETRIES attempts with exponential
                 backoff (MCP_INITIAL_BACKOFF * 2^(n-1), capped at MCP_RETRY_INTERVAL)
@@ -15,6 +16,9 @@ Readers never wait for any of this: `tools()`, `functions()` and `owns()` read a
 snapshot rebuilt whenever a server comes, goes or changes its tools. A server that is down
 contributes nothing; when it comes back, its tools come back.
 
+Every wait between attempts goes through `wait(seconds)` (by default the stop event's own
+wait, so `stop()` cuts it short); tests give their own to see the backoff without sleeping.
+
 Tools are exposed as `mcp_<name>`; MCP_INCLUDE_TOOLS / MCP_EXCLUDE_TOOLS filter them
 (case-insensitive, with or without `mcp_`, include wins). When two servers offer the same name
 the first server in MCP_SERVERS wins.
@@ -24,12 +28,14 @@ from __future__ import annotations
 
 import logging
 import threading
-from collections.abc import Iterable
+import time
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from typing import Any
 
 from app.config import Settings
 from app.mcp.client import MCPClient, MCPError, MCPUnreachable, RemoteTool, ToolResult
+from app.upstream.proxies import ProxyRules
 
 log = logging.getLogger("gateway.mcp")
 
@@ -92,16 +98,18 @@ class _Snapshot:
 
 
 class ToolCatalog:
-    def __init__(self, settings: Settings):
+    def __init__(self, settings: Settings, *, wait: Callable[[float], bool] | None = None):
+        """`wait(seconds)` pauses a supervisor and returns True when the catalog is stopping."""
         self._settings = settings
         self._filter = ToolFilter(settings.mcp_include_tools, settings.mcp_exclude_tools)
         urls = settings.mcp_servers if settings.mcp_enable else ()
-        self._links = [ServerLink(url, MCPClient(url, connect_timeout=settings.mcp_dial_timeout,
-                                                 request_timeout=settings.mcp_request_timeout))
+        rules = ProxyRules.from_environ()
+        self._links = [ServerLink(url, MCPClient.from_settings(url, settings, rules=rules))
                        for url in dict.fromkeys(urls)]
         self._snapshot = _Snapshot()
         self._lock = threading.Lock()
         self._stopping = threading.Event()
+        self._wait = wait or self._stopping.wait
         self._started = False
         self._threads: list[threading.Thread] = []
 
@@ -156,11 +164,13 @@ class ToolCatalog:
                 self._threads.append(thread)
 
     def stop(self, timeout: float = 5.0) -> None:
+        """Stop the supervisors (waiting up to `timeout` in all) and end every server's session."""
         self._stopping.set()
         for link in self._links:
             link.wake.set()
+        deadline = time.monotonic() + timeout
         for thread in self._threads:
-            thread.join(timeout)
+            thread.join(max(0.0, deadline - time.monotonic()))
         for link in self._links:
             link.client.close()
 
@@ -174,8 +184,8 @@ class ToolCatalog:
             elif not settings.mcp_enable_reconnect:
                 log.error("MCP server %s: giving up (MCP_ENABLE_RECONNECT=false)", link.client.display_url)
                 return
-            else:
-                self._stopping.wait(settings.mcp_reconnect_interval)
+            elif self._wait(settings.mcp_reconnect_interval):
+                return
 
     def _connect(self, link: ServerLink) -> bool:
         """Up to MCP_MAX_RETRIES attempts with backoff. The first failed round is a warning;
@@ -196,7 +206,7 @@ class ToolCatalog:
                                     link.client.display_url, exc.message, settings.mcp_reconnect_interval)
                     return False
                 backoff = min(settings.mcp_initial_backoff * 2 ** (attempt - 1), settings.mcp_retry_interval)
-                if self._stopping.wait(backoff):
+                if self._wait(backoff) or self._stopping.is_set():
                     return False
                 continue
             link.reported_down = False

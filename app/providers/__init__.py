@@ -1,1 +1,1 @@
-"""Providers: catalog (data), Provider (behaviour), routing, transport, quirks."""
+"""Providers: catalog (data), Provider (one per configured provider, built at start-up), routing, model lists, quirks."""

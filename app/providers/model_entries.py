@@ -11,23 +11,40 @@ The id is always prefixed, even when the upstream id has a `/` of its own
 `fetch_page` GETs one page with the provider's credential: an error answer becomes
 `UpstreamStatus` (the provider's own status and body), a body that is not the expected JSON an
 `UpstreamError`. The OpenAI list shape is read by `openai_models`; other shapes live in
-`quirks/<id>.py` and use the helpers here.
+`quirks/<kind>.py` and use the helpers here. `unique` keeps each id once (a provider that
+repeats a page, or a model, lists it once).
+
+Readers take any `ModelSource` (what they use of a `Provider`), so neither this module nor
+`quirks/` imports `provider.py`, which imports them.
 """
 
 from __future__ import annotations
 
 import json
 import logging
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from datetime import UTC, datetime
-from typing import TYPE_CHECKING, Any
+from typing import Any, Protocol
+
+import requests
 
 from app.errors import UpstreamError, UpstreamStatus
-
-if TYPE_CHECKING:
-    from app.providers.provider import Provider
+from app.providers.catalog import ProviderSpec
 
 Entry = dict[str, Any]
+
+
+class ModelSource(Protocol):
+    """What a model-list reader uses of a provider."""
+
+    id: str
+    spec: ProviderSpec
+
+    def request(self, method: str, path: str, *, headers: dict[str, str] | None = None,
+                params: Any = None) -> requests.Response: ...
+
+    def read_body(self, response: requests.Response) -> bytes: ...
+
 
 # A paged list that never ends is the provider's bug; stop after this many pages.
 MAX_PAGES = 50
@@ -40,7 +57,7 @@ def entry(provider_id: str, upstream_id: str, *, created: int = 0, owned_by: str
             "owned_by": owned_by or provider_id, "served_by": provider_id}
 
 
-def fetch_page(provider: Provider, path: str, params: dict[str, Any] | None = None) -> dict[str, Any]:
+def fetch_page(provider: ModelSource, path: str, params: dict[str, Any] | None = None) -> dict[str, Any]:
     """GET one list page as a JSON object; failures raise the matching UpstreamError."""
     response = provider.request("GET", path, params=params, headers={"Accept": "application/json"})
     body = provider.read_body(response)
@@ -55,7 +72,7 @@ def fetch_page(provider: Provider, path: str, params: dict[str, Any] | None = No
     return page
 
 
-def items(page: dict[str, Any], key: str, provider: Provider) -> list[dict[str, Any]]:
+def items(page: dict[str, Any], key: str, provider: ModelSource) -> list[dict[str, Any]]:
     """The list of model objects under `key` (null counts as empty); anything else is a shape error."""
     found = page.get(key)
     if found is None:
@@ -65,11 +82,11 @@ def items(page: dict[str, Any], key: str, provider: Provider) -> list[dict[str, 
     return [item for item in found if isinstance(item, dict)]
 
 
-def unexpected_shape(provider: Provider) -> UpstreamError:
+def unexpected_shape(provider: ModelSource) -> UpstreamError:
     return UpstreamError(f"Provider {provider.id} answered the model list in a shape the gateway does not know.")
 
 
-def pages(provider: Provider, params: dict[str, Any],
+def pages(provider: ModelSource, params: dict[str, Any],
           follow: Callable[[dict[str, Any]], dict[str, Any] | None]) -> Iterator[dict[str, Any]]:
     """Every page of a paged model list: `follow(page)` gives the next page's params, or None at
     the end. A cursor that repeats ends the list; so do MAX_PAGES pages (logged)."""
@@ -82,6 +99,12 @@ def pages(provider: Provider, params: dict[str, Any],
         params = following
     log.warning("model list of %s still had more pages after %d; listing what arrived", provider.id, MAX_PAGES,
                 extra={"provider": provider.id})
+
+
+def unique(entries: Iterable[Entry]) -> list[Entry]:
+    """The entries with each id once, the first one kept, in order."""
+    seen: set[str] = set()
+    return [e for e in entries if not (e["id"] in seen or seen.add(e["id"]))]
 
 
 def unix_seconds(value: Any) -> int:
@@ -112,7 +135,7 @@ def parse_timestamp(value: Any, formats: tuple[str, ...] = ()) -> int:
     return int(moment.timestamp())
 
 
-def openai_models(provider: Provider, upstream_id: Callable[[str], str] = str) -> list[Entry]:
+def openai_models(provider: ModelSource, upstream_id: Callable[[str], str] = str) -> list[Entry]:
     """The OpenAI list shape `{"object": "list", "data": [{id, object, created, owned_by}]}`."""
     page = fetch_page(provider, provider.spec.models_endpoint)
     return [entry(provider.id, upstream_id(model["id"]), created=unix_seconds(model.get("created")),

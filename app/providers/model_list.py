@@ -6,8 +6,9 @@
 
 `every` asks the providers concurrently (a `ThreadPoolExecutor`: greenlets under the gevent
 worker, real threads elsewhere), so it takes as long as the slowest provider, and never longer
-than one provider's timeout budget (connect + CLIENT_TIMEOUT, with a little slack): a provider
-stuck anywhere, name resolution included, is left out as timed out when the budget runs out.
+than one provider's timeout budget (CLIENT_RESPONSE_HEADER_TIMEOUT for the headers, then
+CLIENT_TIMEOUT, with a little slack): a provider stuck anywhere, name resolution included, is
+left out as timed out when the budget runs out.
 
 Each provider's list is cached in this process for MODELS_CACHE_TTL (0 turns the cache off);
 a failure is never cached. The cache holds what the provider sent; ALLOWED_MODELS /
@@ -48,8 +49,8 @@ class Merged:
 class ModelLists:
     def __init__(self, settings: Settings, policy: ModelPolicy):
         self.ttl = float(settings.models_cache_ttl)
-        connect = min(settings.client_response_header_timeout, settings.client_timeout)
-        self.budget = connect + settings.client_timeout + BUDGET_SLACK if connect and settings.client_timeout else None
+        headers = settings.client_response_header_timeout or settings.client_timeout
+        self.budget = headers + settings.client_timeout + BUDGET_SLACK if headers and settings.client_timeout else None
         self.policy = policy
         self._cache: dict[str, tuple[float, list[Entry]]] = {}
         self._lock = threading.Lock()

@@ -1,14 +1,25 @@
-"""A configured provider: where it lives, how it authenticates, and its HTTP session.
+"""A configured provider: where it lives, how it authenticates, and the upstream that reaches it.
 
-`Provider.request()` is how every feature talks to a provider: it adds the catalog's extra
-headers and the provider's credential by its auth style, applies the client timeouts, and maps
-failures through `transport`. The session is built on first use, after gevent has patched.
-Defaults are OpenAI passthrough; differences belong in the catalog or in `quirks/<id>.py`.
+`Provider.request()` is how every feature talks to a provider. Everything fixed about it is
+decided once, when `Providers(settings)` is built at start-up:
+
+    base URL       <ID>_API_URL (or the catalog's), parsed and quoted once
+    headers        the catalog's extra headers + the credential by auth style, checked once
+                   (bearer: Authorization; xheader: x-api-key; query: ?key=; none: nothing)
+    upstream       session (pool, TLS), proxy from the environment, client timeouts
+                   (app.upstream), and the one exception map (502 / 504)
+    model list     the reader for its kind: OpenAI's shape, or `quirks.MODEL_LISTS[kind]`
+
+so a call only merges the caller's headers under the fixed ones (the credential cannot be
+overridden) and sends. `id` is the provider's name in routes and model ids; `spec` is its
+catalog kind: they are the same today, but a named deployment (`openai-eu` of kind `openai`)
+only shares the spec. Defaults are OpenAI passthrough; differences belong in the catalog or in
+`quirks/<kind>.py`.
 """
 
 from __future__ import annotations
 
-from collections.abc import Iterator, Mapping
+from collections.abc import Callable, Iterator, Mapping
 from typing import Any
 
 import requests
@@ -16,23 +27,34 @@ import requests
 from app.config import Settings
 from app.errors import ProviderNotConfigured, UnknownProvider
 from app.providers.catalog import CATALOG, ProviderSpec
-from app.upstream import transport
+from app.providers.model_entries import Entry, openai_models, unique
+from app.providers.quirks import MODEL_LISTS
+from app.upstream.proxies import ProxyRules
+from app.upstream.sessions import build_upstream
 
 
 class Provider:
-    def __init__(self, spec: ProviderSpec, *, url: str, api_key: str, settings: Settings):
+    def __init__(self, spec: ProviderSpec, *, url: str, api_key: str, settings: Settings, name: str | None = None,
+                 proxies: ProxyRules | None = None):
         self.spec = spec
-        self.id = spec.id
-        self.base_url = url.rstrip("/")
+        self.id = name or spec.id
         self._api_key = api_key
-        self._settings = settings
-        self._session: requests.Session | None = None
-        # connect bound, then the longest gap between bytes (never the whole response)
-        self.timeout = (min(settings.client_response_header_timeout, settings.client_timeout) or None,
-                        settings.client_timeout or None)
+        self.upstream = build_upstream(settings, f"provider {self.id}", url, headers=self._fixed_headers(),
+                                       compress=not settings.client_disable_compression, rules=proxies)
+        self.base_url = self.upstream.base_url
+        self._auth_query = (("key", api_key),) if spec.auth_type == "query" and api_key else ()
+        self._list_models: Callable[[Provider], list[Entry]] = MODEL_LISTS.get(spec.id, openai_models)
 
     def __repr__(self) -> str:
         return f"Provider({self.id!r}, configured={self.configured})"
+
+    def _fixed_headers(self) -> dict[str, str]:
+        headers = dict(self.spec.extra_headers)
+        if self.spec.auth_type == "bearer" and self._api_key:
+            headers["Authorization"] = f"Bearer {self._api_key}"
+        elif self.spec.auth_type == "xheader" and self._api_key:
+            headers["x-api-key"] = self._api_key
+        return headers
 
     @property
     def configured(self) -> bool:
@@ -49,56 +71,30 @@ class Provider:
 
     @property
     def session(self) -> requests.Session:
-        if self._session is None:
-            self._session = transport.build_session(
-                pools=self._settings.client_max_idle_conns,
-                pool_size=self._settings.client_max_idle_conns_per_host,
-                min_tls=self._settings.client_tls_min_version,
-                disable_compression=self._settings.client_disable_compression,
-            )
-        return self._session
+        return self.upstream.session
 
     def url(self, path: str) -> str:
         return self.base_url + path
 
-    def auth_headers(self) -> dict[str, str]:
-        headers = dict(self.spec.extra_headers)
-        if self.spec.auth_type == "bearer" and self._api_key:
-            headers["Authorization"] = f"Bearer {self._api_key}"
-        elif self.spec.auth_type == "xheader" and self._api_key:
-            headers["x-api-key"] = self._api_key
-        return headers
-
-    def auth_params(self) -> dict[str, str]:
-        return {"key": self._api_key} if self.spec.auth_type == "query" and self._api_key else {}
-
     def request(self, method: str, path: str, *, headers: Mapping[str, str] | None = None,
                 params: Any = None, stream: bool = True, **kwargs: Any) -> requests.Response:
-        """Send to `base_url + path` with the provider's credential (added last, so it cannot be overridden)."""
-        merged = dict(headers or {})
-        merged.update(self.auth_headers())
-        query = self.auth_params()
-        if query:
-            params = list(_as_pairs(params)) + list(query.items())
-        return transport.send(self.session, method, self.url(path), provider=self.id, headers=merged,
-                              params=params, stream=stream, timeout=self.timeout, **kwargs)
+        """Send to `base_url + path` with the provider's credential (added last, so it cannot be
+        overridden). Returns once the headers are in; the body is read with `iter_body` / `read_body`
+        (`stream` is accepted for compatibility: the body is never read here)."""
+        if self._auth_query:
+            params = [*_as_pairs(params), *self._auth_query]
+        return self.upstream.send(method, self.base_url + path, headers=headers, params=params, **kwargs)
 
     def iter_body(self, response: requests.Response, *, decode: bool = True) -> Iterator[bytes]:
-        return transport.iter_body(response, provider=self.id, decode=decode)
+        return self.upstream.iter_body(response, decode=decode)
 
     def read_body(self, response: requests.Response) -> bytes:
-        return transport.read_body(response, provider=self.id)
+        return self.upstream.read_body(response)
 
-    def list_models(self) -> list[dict[str, Any]]:
-        """This provider's models as gateway entries (`model_entries`); raises UpstreamError subclasses.
-
-        The OpenAI list shape by default; a provider with its own shape has a `quirks.MODEL_LISTS` entry.
-        """
-        # imported here: quirk modules may import this module
-        from app.providers.model_entries import openai_models
-        from app.providers.quirks import MODEL_LISTS
-
-        return MODEL_LISTS.get(self.id, openai_models)(self)
+    def list_models(self) -> list[Entry]:
+        """This provider's models as gateway entries (`model_entries`), each id once; raises
+        UpstreamError subclasses. The OpenAI list shape unless its kind has a `quirks.MODEL_LISTS` entry."""
+        return unique(self._list_models(self))
 
 
 def _as_pairs(params: Any) -> Iterator[tuple[str, str]]:
@@ -108,11 +104,13 @@ def _as_pairs(params: Any) -> Iterator[tuple[str, str]]:
 
 
 class Providers:
-    """Every catalog provider, configured or not, by id."""
+    """Every catalog provider, configured or not, by id; all built here, once."""
 
     def __init__(self, settings: Settings):
+        proxies = ProxyRules.from_environ()
         self._by_id = {
-            pid: Provider(spec, url=settings.provider_urls[pid], api_key=settings.provider_keys[pid], settings=settings)
+            pid: Provider(spec, url=settings.provider_urls[pid], api_key=settings.provider_keys[pid],
+                          settings=settings, proxies=proxies)
             for pid, spec in CATALOG.items()
         }
 

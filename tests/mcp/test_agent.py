@@ -114,16 +114,14 @@ def test_bad_arguments_are_an_error_result(catalog, fake_provider):
 
 
 def test_several_calls_run_at_once(catalog, fake_provider):
-    calls = [tool_call("mcp_slow_echo", {"text": "one", "seconds": 1}, "call_a"),
-             tool_call("mcp_slow_echo", {"text": "two", "seconds": 1}, "call_b")]
+    # each call returns only once both are running on the server ("alone: ..." if they never were)
+    calls = [tool_call("mcp_slow_echo", {"text": "one", "seconds": 2, "together": 2}, "call_a"),
+             tool_call("mcp_slow_echo", {"text": "two", "seconds": 2, "together": 2}, "call_b")]
     fake_provider.on("POST", "/v1/chat/completions", tools_then_text(*calls))
-    started = time.monotonic()
     answer = AgentLoop(catalog, max_iterations=10).run(dict(BODY), caller(fake_provider))
-    elapsed = time.monotonic() - started
     assert answer["choices"][0]["message"]["content"] == "results: one | two"
     tool_messages = [m for m in fake_provider.requests[-1].json()["messages"] if m["role"] == "tool"]
     assert [m["tool_call_id"] for m in tool_messages] == ["call_a", "call_b"]
-    assert elapsed < 1.9, f"two 1-second tools took {elapsed:.2f}s: they ran one after the other"
 
 
 def test_the_loop_stops_at_the_iteration_cap(catalog, fake_provider):
@@ -206,13 +204,15 @@ def test_stream_is_one_continuous_stream_with_one_done(catalog, fake_provider):
 
 
 def test_stream_relays_each_event_as_it_arrives(catalog, fake_provider):
-    fake_provider.on("POST", "/v1/chat/completions", sse_reply(text_stream("slow"), delay=0.4))
+    reply = sse_reply(text_stream("slow"))
+    reply.pauses = [0.0] + [30.0] * (len(reply.chunks) - 1)  # the rest of the answer takes 30 s
+    fake_provider.on("POST", "/v1/chat/completions", reply)
     stream = AgentLoop(catalog, max_iterations=10).stream({**BODY, "stream": True}, opener(fake_provider))
     started = time.monotonic()
     first = next(stream)
-    assert time.monotonic() - started < 0.7  # the first event, not the whole answer (0.8 s)
+    assert time.monotonic() - started < 10  # the first event, long before the whole answer
     assert b"slow" in first
-    assert b"".join(stream).endswith(b"data: [DONE]\n\n")
+    stream.close()
 
 
 def test_stream_stops_at_the_iteration_cap(catalog, fake_provider):

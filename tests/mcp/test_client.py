@@ -3,16 +3,18 @@
 from __future__ import annotations
 
 import json
+import socket
 
 import pytest
 
+from app.config import Settings
 from app.mcp.client import MCPClient, MCPError, MCPUnreachable, display_url
 from tests.mcp.fake_mcp import fake_mcp_server
-from tests.support.live_gateway import free_port
 
 
-def client_for(url: str) -> MCPClient:
-    return MCPClient(url, connect_timeout=2, request_timeout=5)
+def client_for(url: str, **env: str) -> MCPClient:
+    return MCPClient.from_settings(url, Settings.from_environ({"MCP_DIAL_TIMEOUT": "2s", "MCP_REQUEST_TIMEOUT": "5s",
+                                                              **env}))
 
 
 def test_lists_and_calls_the_tools_of_a_real_server(mcp_server):
@@ -45,9 +47,11 @@ def test_an_expired_session_is_reopened_transparently(make_mcp_server):
 
 
 def test_a_server_that_is_down_is_unreachable():
-    client = client_for(f"http://127.0.0.1:{free_port()}/mcp")
-    with pytest.raises(MCPUnreachable):
-        client.initialize()
+    with socket.socket() as bound:  # bound, never listening: connections are refused
+        bound.bind(("127.0.0.1", 0))
+        client = client_for(f"http://127.0.0.1:{bound.getsockname()[1]}/mcp")
+        with pytest.raises(MCPUnreachable, match="could not be reached"):
+            client.initialize()
 
 
 def test_follows_the_transport_json_answers_paging_and_headers(fake_provider):

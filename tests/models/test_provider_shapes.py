@@ -162,7 +162,19 @@ def test_anthropic_that_repeats_a_page_forever_is_not_followed_forever(client, u
     upstream.get(ANTHROPIC, json=ANTHROPIC_PAGE_1)  # always has_more, always the same last_id
     data = listed(client, "anthropic")["data"]
     assert len(upstream.calls) == 2
-    assert [m["id"] for m in data][:2] == ["anthropic/claude-opus-4-20250514", "anthropic/claude-sonnet-4-20250514"]
+    assert [m["id"] for m in data] == ["anthropic/claude-opus-4-20250514", "anthropic/claude-sonnet-4-20250514"]
+
+
+def test_a_model_listed_twice_is_listed_once(client, upstream):
+    """Pages that overlap (a provider's paging bug, or a model added while paging) list each id once."""
+    overlapping = {**ANTHROPIC_PAGE_2, "data": [ANTHROPIC_PAGE_1["data"][1], *ANTHROPIC_PAGE_2["data"]]}
+    upstream.get(ANTHROPIC, json=overlapping,
+                 match=[matchers.query_param_matcher({"limit": "1000", "after_id": "claude-sonnet-4-20250514"})])
+    upstream.get(ANTHROPIC, json=ANTHROPIC_PAGE_1, match=[matchers.query_param_matcher({"limit": "1000"})])
+    upstream.get(OLLAMA, json={"data": [*OLLAMA_LIST["data"], *OLLAMA_LIST["data"]]})
+    assert [m["id"] for m in listed(client, "anthropic")["data"]] == [
+        "anthropic/claude-opus-4-20250514", "anthropic/claude-sonnet-4-20250514", "anthropic/claude-3-5-haiku-20241022"]
+    assert [m["id"] for m in listed(client, "ollama")["data"]] == ["ollama/phi3:3.8b"]
 
 
 def test_cohere_pages_are_followed_with_page_token(client, upstream):

@@ -5,7 +5,9 @@ Run as a subprocess: `python -m tests.support.mcp_server PORT [--prefix NAME]`. 
 
     add(a, b)            returns a + b as text
     explode(reason)      always raises, so the client sees an error result
-    slow_echo(text, seconds)  sleeps, then returns the text (for concurrency checks)
+    slow_echo(text, seconds, together)  sleeps, then returns the text; with together=N it
+                         returns as soon as N calls are running at once (or, after `seconds`,
+                         "alone: <text>"): proof that calls ran concurrently, without timing them
 """
 
 from __future__ import annotations
@@ -27,10 +29,27 @@ def build(prefix: str = "") -> MCPServer:
     def explode(reason: str) -> str:
         raise RuntimeError(f"boom: {reason}")
 
+    gathering: dict[str, object] = {"running": 0, "all_in": None}
+
     @server.tool(name=f"{prefix}slow_echo", description="Wait, then echo the text.")
-    async def slow_echo(text: str, seconds: float = 0.5) -> str:
-        await anyio.sleep(min(seconds, 5))
-        return text
+    async def slow_echo(text: str, seconds: float = 0.5, together: int = 0) -> str:
+        if not together:
+            await anyio.sleep(min(seconds, 5))
+            return text
+        if gathering["all_in"] is None:
+            gathering["all_in"] = anyio.Event()
+        all_in = gathering["all_in"]
+        gathering["running"] += 1
+        try:
+            if gathering["running"] >= together:
+                all_in.set()
+            with anyio.move_on_after(min(seconds, 5)):
+                await all_in.wait()
+            return text if all_in.is_set() else f"alone: {text}"
+        finally:
+            gathering["running"] -= 1
+            if not gathering["running"]:
+                gathering["all_in"] = None
 
     return server
 

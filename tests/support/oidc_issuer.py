@@ -3,6 +3,8 @@
 It serves `/.well-known/openid-configuration` and `/jwks` over HTTP, counts every request by
 path, signs tokens with RSA (RS256) or EC (ES256) keys it generates, rotates keys, and can be
 stopped and started again on the same port (to play an issuer that is down, then up).
+`reserve()` takes a port without listening on it (connections are refused) for an issuer that
+is down from the start; `host` names it in its URL (e.g. a name only a test proxy resolves).
 
     issuer = OidcIssuer(audience="gateway").start()
     token = issuer.token(sub="alice")                 # RS256 with the current key
@@ -73,9 +75,11 @@ class _Server(ThreadingHTTPServer):
 
 
 class OidcIssuer:
-    def __init__(self, audience: str = "gateway-tests", port: int = 0):
+    def __init__(self, audience: str = "gateway-tests", port: int = 0, host: str = "127.0.0.1"):
         self.audience = audience
         self.port = port
+        self.host = host
+        self._reserved: socket.socket | None = None
         self.keys: dict[str, RSAKey | ECKey] = {}
         self.served: list[str] = []  # kids published in the JWKS
         self.counts: Counter[str] = Counter()
@@ -121,7 +125,7 @@ class OidcIssuer:
     # -- the HTTP server --------------------------------------------------------------------
     @property
     def url(self) -> str:
-        return f"http://127.0.0.1:{self.port}"
+        return f"http://{self.host}:{self.port}"
 
     def hits(self, path: str) -> int:
         with self._lock:
@@ -159,9 +163,24 @@ class OidcIssuer:
                 self.end_headers()
                 self.wfile.write(body)
 
-        self._server = _Server(("127.0.0.1", self.port), _Handler)
+        if self._reserved is not None:  # listen on the reserved socket itself: no gap another bind could use
+            self._server = _Server(("127.0.0.1", self.port), _Handler, False)
+            self._server.socket.close()
+            self._server.socket, self._reserved = self._reserved, None
+            self._server.server_address = self._server.socket.getsockname()
+            self._server.server_activate()
+        else:
+            self._server = _Server(("127.0.0.1", self.port), _Handler)
         self.port = self._server.server_address[1]
         threading.Thread(target=self._server.serve_forever, kwargs={"poll_interval": 0.05}, daemon=True).start()
+        return self
+
+    def reserve(self) -> OidcIssuer:
+        """Hold a port without listening (connections to it are refused) until `start()`."""
+        self._reserved = socket.socket()
+        self._reserved.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        self._reserved.bind(("127.0.0.1", self.port))
+        self.port = self._reserved.getsockname()[1]
         return self
 
     def stop(self) -> None:

@@ -10,17 +10,14 @@ Pages are followed with `after_id=<last_id>`; `created` is the Unix time of `cre
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
-from app.providers.model_entries import Entry, entry, items, pages, parse_timestamp
-
-if TYPE_CHECKING:
-    from app.providers.provider import Provider
+from app.providers.model_entries import Entry, ModelSource, entry, items, pages, parse_timestamp
 
 PAGE_SIZE = 1000  # Anthropic's largest page
 
 
-def list_models(provider: Provider) -> list[Entry]:
+def list_models(provider: ModelSource) -> list[Entry]:
     def follow(page: dict[str, Any]) -> dict[str, Any] | None:
         last_id = page.get("last_id")
         return {"limit": PAGE_SIZE, "after_id": last_id} if page.get("has_more") and isinstance(last_id, str) else None

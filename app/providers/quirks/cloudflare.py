@@ -11,18 +11,13 @@
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING
-
 from app.errors import UpstreamError
-from app.providers.model_entries import Entry, entry, fetch_page, items, parse_timestamp
-
-if TYPE_CHECKING:
-    from app.providers.provider import Provider
+from app.providers.model_entries import Entry, ModelSource, entry, fetch_page, items, parse_timestamp
 
 CREATED_AT = ("%Y-%m-%d %H:%M:%S.%f", "%Y-%m-%d %H:%M:%S")
 
 
-def list_models(provider: Provider) -> list[Entry]:
+def list_models(provider: ModelSource) -> list[Entry]:
     page = fetch_page(provider, provider.spec.models_endpoint)
     if page.get("success") is False:
         raise UpstreamError(f"Provider {provider.id} reported that listing its models failed.")

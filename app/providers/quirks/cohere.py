@@ -10,17 +10,14 @@ Pages are followed with `page_token=<next_page_token>`. Cohere gives no creation
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
-from app.providers.model_entries import Entry, entry, items, pages
-
-if TYPE_CHECKING:
-    from app.providers.provider import Provider
+from app.providers.model_entries import Entry, ModelSource, entry, items, pages
 
 PAGE_SIZE = 1000  # Cohere's largest page
 
 
-def list_models(provider: Provider) -> list[Entry]:
+def list_models(provider: ModelSource) -> list[Entry]:
     def follow(page: dict[str, Any]) -> dict[str, Any] | None:
         token = page.get("next_page_token")
         return {"page_size": PAGE_SIZE, "page_token": token} if token and isinstance(token, str) else None

@@ -5,12 +5,7 @@ They are listed as `google/gemini-...`, the id a chat request uses; the rest is 
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING
-
-from app.providers.model_entries import Entry, openai_models
-
-if TYPE_CHECKING:
-    from app.providers.provider import Provider
+from app.providers.model_entries import Entry, ModelSource, openai_models
 
 _RESOURCE_PREFIX = "models/"
 
@@ -19,5 +14,5 @@ def model_name(upstream_id: str) -> str:
     return upstream_id.removeprefix(_RESOURCE_PREFIX) or upstream_id
 
 
-def list_models(provider: Provider) -> list[Entry]:
+def list_models(provider: ModelSource) -> list[Entry]:
     return openai_models(provider, model_name)
