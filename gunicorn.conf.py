@@ -15,7 +15,7 @@ except ConfigError as _exc:
     print(f"inference-gateway: {_exc}", file=sys.stderr, flush=True)
     sys.exit(2)
 
-worker_class = "gevent"
+worker_class = "app.server.worker.GatewayWorker"
 workers = _settings.web_concurrency
 worker_connections = _settings.worker_connections
 

@@ -16,7 +16,6 @@ stream event by event), undecoded, so `Content-Length` and `Content-Encoding` st
 from __future__ import annotations
 
 import errno
-import json
 import logging
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -26,6 +25,7 @@ import requests
 
 from app.errors import PayloadTooLarge, UpstreamError
 from app.providers.provider import Provider
+from app.schemas import read_json
 
 log = logging.getLogger("gateway.proxy")
 
@@ -91,8 +91,8 @@ def request_body(stream: IO[bytes], *, length: int | None, chunked: bool, json_t
 
 def _model_named(body: bytes) -> str | None:
     try:
-        payload = json.loads(body)
-    except ValueError:  # not JSON after all: the provider answers that
+        payload = read_json(body)
+    except ValueError:  # not (strict) JSON after all: the provider answers that
         return None
     model = payload.get("model") if isinstance(payload, dict) else None
     return model if isinstance(model, str) and model else None
