@@ -18,7 +18,7 @@ except ConfigError as _exc:
 
 # gunicorn's gevent worker with the server edge added (app/server/): requests read whole within
 # SERVER_READ_TIMEOUT, WORKER_CONNECTIONS requests served at once, malformed HTTP answered as JSON.
-worker_class = "app.server.worker.GatewayWorker"
+worker_class = "app.server.worker.GatewayGeventWorker"
 workers = _settings.web_concurrency
 worker_connections = _settings.worker_connections
 

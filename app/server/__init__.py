@@ -1,7 +1,7 @@
 """The server edge: what happens to a connection before the Flask app sees a request.
 
-gunicorn runs `worker.GatewayWorker`, its gevent worker with four duties added through its own
-hooks (`handle`, `timeout_ctx`, `handle_request`, `handle_error`, `handle_exit`):
+gunicorn runs `worker.GatewayGeventWorker`: its own gevent worker, with these duties added
+through its hooks (`handle`, `timeout_ctx`, `handle_request`, `handle_error`, `handle_exit`):
 
     accept             up to 4 x WORKER_CONNECTIONS connections per worker
     read the request   head and body within SERVER_READ_TIMEOUT of the first byte (408 if not),

@@ -55,10 +55,12 @@ def buffer_body(req: Any, sock: Any, *, limit: int) -> None:
         req.headers.append(("CONTENT-LENGTH", str(size)))
 
 
-def discard_rest(req: Any) -> None:
-    """After the response: skip what the app left unread (gunicorn would read it to find the next request)."""
-    if isinstance(req.body, io.IOBase) and not req.body.closed:
-        req.body.seek(0, io.SEEK_END)
+def release(req: Any) -> None:
+    """After the response: free the buffer now, not when the connection's next request comes
+    (gunicorn reads what the app left of `req.body` before it parses that one)."""
+    if isinstance(req.body, io.IOBase):
+        req.body.close()
+        req.body = io.BytesIO()
 
 
 def _declared_length(req: Any) -> int | None:

@@ -1,7 +1,7 @@
 """Whether this worker's shutdown grace period is over.
 
-The worker (`GatewayWorker`) ends it SERVER_WRITE_TIMEOUT after SIGTERM, and at that moment
-also raises ServerShuttingDown in every greenlet still serving. Code that keeps a response
+The worker (`GatewayGeventWorker`) ends it SERVER_WRITE_TIMEOUT after SIGTERM, and at that
+moment also raises ServerShuttingDown in every greenlet still serving. Code that keeps a response
 going by itself calls `SHUTDOWN.check()` between steps, so that an error swallowed on the way
 (a failing tool, a listener) cannot keep a stream alive past the grace period:
 

@@ -31,7 +31,7 @@ from gunicorn.workers.ggevent import GeventWorker
 
 from app.config import Settings
 from app.server import refusals
-from app.server.request_body import buffer_body, discard_rest
+from app.server.request_body import buffer_body, release
 
 CONNECTIONS_PER_SLOT = 4
 STOP_CHECK_INTERVAL = 0.5  # after the grace period, how often to end what is still running
@@ -48,7 +48,7 @@ class _Connection:
     buffered: bool = False  # the client already sent (part of) its next request
 
 
-class GatewayWorker(GeventWorker):
+class GatewayGeventWorker(GeventWorker):
     def __init__(self, *args: Any, **kwargs: Any):
         super().__init__(*args, **kwargs)
         settings = Settings.from_environ()  # checked by gunicorn.conf.py in this same master
@@ -89,7 +89,7 @@ class GatewayWorker(GeventWorker):
         finally:
             conn.phase = READING
             conn.served += 1
-            discard_rest(req)
+            release(req)
             pending = req.unreader.take_buffered()
             req.unreader.unread(pending)
             conn.buffered = bool(pending)
@@ -98,7 +98,9 @@ class GatewayWorker(GeventWorker):
         error = refusals.refusal_for(exc)
         if error is None:
             return
-        self._connections[gevent.getcurrent()].phase = CLOSING
+        conn = self._connections.get(gevent.getcurrent())
+        if conn is not None:
+            conn.phase = CLOSING
         peer = addr[0] if addr else "-"
         if error.status == 500:
             self.log.error("Failed to handle a request from %s", peer, exc_info=exc)
@@ -140,7 +142,7 @@ class GatewayWorker(GeventWorker):
 class _ReadingHead:
     """gunicorn's `timeout_ctx`: wraps its reading of one request head (`next(parser)`)."""
 
-    def __init__(self, worker: GatewayWorker, conn: _Connection):
+    def __init__(self, worker: GatewayGeventWorker, conn: _Connection):
         self.worker = worker
         self.conn = conn
         self.timer: gevent.Timeout | None = None
