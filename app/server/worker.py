@@ -80,7 +80,7 @@ class GatewayGeventWorker(GeventWorker):
 
     def handle_request(self, listener_name: Any, req: Any, sock: Any, addr: Any) -> bool:
         conn = self._connections[gevent.getcurrent()]
-        with gevent.Timeout(max(conn.deadline - time.monotonic(), 0.001), _request_timeout(self.read_timeout)):
+        with _Deadline(conn.deadline, self.read_timeout):
             buffer_body(req, sock, limit=self.max_body)
         conn.phase = SERVING
         try:
@@ -139,13 +139,32 @@ class GatewayGeventWorker(GeventWorker):
             gevent.sleep(STOP_CHECK_INTERVAL)
 
 
+class _Deadline:
+    """Bounds a block by the time a request must be complete; past it, RequestTimeout (408)."""
+
+    def __init__(self, at: float, read_timeout: float):
+        self.timer = gevent.Timeout(max(at - time.monotonic(), 0.001))
+        self.read_timeout = read_timeout
+
+    def __enter__(self) -> None:
+        self.timer.start()
+
+    def __exit__(self, exc_type: object, exc: object, tb: object) -> None:
+        self.timer.close()
+        if exc is self.timer:
+            from app.errors import RequestTimeout
+
+            raise RequestTimeout(f"The request was not received completely within {self.read_timeout:g}s "
+                                 "(SERVER_READ_TIMEOUT).") from None
+
+
 class _ReadingHead:
     """gunicorn's `timeout_ctx`: wraps its reading of one request head (`next(parser)`)."""
 
     def __init__(self, worker: GatewayGeventWorker, conn: _Connection):
         self.worker = worker
         self.conn = conn
-        self.timer: gevent.Timeout | None = None
+        self.deadline: _Deadline | None = None
 
     def __enter__(self) -> None:
         conn = self.conn
@@ -161,13 +180,12 @@ class _ReadingHead:
             conn.deadline = time.monotonic() + self.worker.read_timeout
         elif not conn.buffered:
             _wait_for_bytes(conn.socket, conn.deadline - time.monotonic())
-        self.timer = gevent.Timeout(max(conn.deadline - time.monotonic(), 0.001),
-                                    _request_timeout(self.worker.read_timeout))
-        self.timer.start()
+        self.deadline = _Deadline(conn.deadline, self.worker.read_timeout)
+        self.deadline.__enter__()
 
-    def __exit__(self, *exc_info: object) -> None:
-        if self.timer is not None:
-            self.timer.close()
+    def __exit__(self, exc_type: object, exc: object, tb: object) -> None:
+        if self.deadline is not None:
+            self.deadline.__exit__(exc_type, exc, tb)
 
 
 def _wait_for_bytes(sock: Any, seconds: float) -> None:
@@ -177,12 +195,6 @@ def _wait_for_bytes(sock: Any, seconds: float) -> None:
     if pending is not None and pending():
         return
     try:
-        wait_read(sock.fileno(), timeout=max(seconds, 0.0), timeout_exc=StopIteration())
+        wait_read(sock.fileno(), timeout=max(seconds, 0.0), timeout_exc=StopIteration)
     except gevent.GreenletExit:
         raise StopIteration from None
-
-
-def _request_timeout(seconds: float) -> Exception:
-    from app.errors import RequestTimeout
-
-    return RequestTimeout(f"The request was not received completely within {seconds:g}s (SERVER_READ_TIMEOUT).")
