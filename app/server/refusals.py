@@ -18,7 +18,8 @@ the worker's `handle_error` hook answers through `refusal_for` and `send` instea
 
 The answer closes the connection. Before closing, the edge reads and drops what the client is
 still sending for a little while (nginx's "lingering close"): closing a socket with unread data
-makes the kernel reset the connection, and the client would lose the answer it is sent.
+makes the kernel reset the connection, and the client would lose the answer it is sent. Not
+after a 408 or a 503 at shutdown: a client that ran out of time gets no more of it.
 """
 
 from __future__ import annotations
@@ -71,7 +72,7 @@ def refusal_for(exc: BaseException) -> Any:
     return errors.GatewayError("The gateway failed to handle this request.", code="internal_error")
 
 
-def send(sock: Any, error: Any) -> None:
+def send(sock: Any, error: Any, *, linger: bool = True) -> None:
     """Write `error` as a complete response (Connection: close), then linger (unless TLS)."""
     from app.access_log import request_id_from
 
@@ -85,7 +86,7 @@ def send(sock: Any, error: Any) -> None:
             sock.sendall(head.encode("latin-1") + body)
         except OSError:
             return
-    if not isinstance(sock, ssl.SSLSocket):
+    if linger and not isinstance(sock, ssl.SSLSocket):
         _linger(sock)
 
 

@@ -102,13 +102,14 @@ class GatewayGeventWorker(GeventWorker):
         if conn is not None:
             conn.phase = CLOSING
         peer = addr[0] if addr else "-"
+        ended = error.status in (408, 503)  # out of time: the client's or the worker's
         if error.status == 500:
             self.log.error("Failed to handle a request from %s", peer, exc_info=exc)
-        elif error.status in (408, 503):
+        elif ended:
             self.log.info("Ended a request from %s: %s", peer, error.message)
         else:
             self.log.warning("Refused a request from %s: %s %s", peer, error.status, error.message)
-        refusals.send(client, error)
+        refusals.send(client, error, linger=not ended)
 
     # -- shutdown ----------------------------------------------------------------------------
     def handle_exit(self, sig: Any, frame: Any) -> None:
