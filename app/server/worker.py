@@ -179,7 +179,7 @@ class _ReadingHead:
                 finally:
                     conn.phase = READING
             conn.deadline = time.monotonic() + self.worker.read_timeout
-        elif not conn.buffered:
+        else:  # a new connection: its first request is due by the deadline set when it opened
             _wait_for_bytes(conn.socket, conn.deadline - time.monotonic())
         self.deadline = _Deadline(conn.deadline, self.worker.read_timeout)
         self.deadline.__enter__()
