@@ -4,6 +4,7 @@ Read by `gunicorn wsgi:app` from the working directory. An invalid setting stops
 in the master, with one line naming the variable and the bad value.
 """
 
+import math
 import os
 import sys
 
@@ -15,7 +16,9 @@ except ConfigError as _exc:
     print(f"inference-gateway: {_exc}", file=sys.stderr, flush=True)
     sys.exit(2)
 
-worker_class = "gevent"
+# gunicorn's gevent worker with the server edge added (app/server/): requests read whole within
+# SERVER_READ_TIMEOUT, WORKER_CONNECTIONS requests served at once, malformed HTTP answered as JSON.
+worker_class = "app.server.worker.GatewayGeventWorker"
 workers = _settings.web_concurrency
 worker_connections = _settings.worker_connections
 
@@ -29,8 +32,11 @@ else:
 # The gevent worker heartbeats from its own loop, so this never cuts a long stream; it only
 # replaces a worker whose event loop is stuck.
 timeout = 30
-# SIGTERM: stop accepting, let in-flight requests (streams included) finish for this long.
-graceful_timeout = max(1, int(_settings.server_write_timeout))
+# SIGTERM: the worker stops accepting and gives requests in flight SERVER_WRITE_TIMEOUT to finish,
+# then ends those still running (a stream with an error event) and exits. The master kills a
+# worker that has not exited a few seconds after that.
+graceful_timeout = math.ceil(_settings.server_write_timeout) + 3
+# Keep-alive on; the worker itself closes a connection idle for SERVER_IDLE_TIMEOUT.
 keepalive = max(1, int(_settings.server_idle_timeout))
 limit_request_line = 8190
 # No runtime control socket: several gateways on one host would fight over its path.

@@ -172,9 +172,9 @@ class Settings:
     # server
     server_host: str = setting("SERVER_HOST", "0.0.0.0", "Address to bind (ignored when $PORT is set, as on Heroku: then 0.0.0.0:$PORT).", section="server")
     server_port: int = setting("SERVER_PORT", "8080", "Port to bind.", section="server")
-    server_read_timeout: Duration = setting("SERVER_READ_TIMEOUT", "30s", "Longest wait for a request's headers and body.", section="server")
-    server_write_timeout: Duration = setting("SERVER_WRITE_TIMEOUT", "30s", "Grace period for in-flight requests at shutdown. Never cuts a stream that is still sending.", section="server")
-    server_idle_timeout: Duration = setting("SERVER_IDLE_TIMEOUT", "120s", "How long an idle keep-alive connection stays open.", section="server")
+    server_read_timeout: Duration = setting("SERVER_READ_TIMEOUT", "30s", "Longest wait for a whole request, headers and body, counted from its first byte (from the connection's start for the first one); past it the client gets 408 and the connection is closed. Requests still being received do not hold one of the WORKER_CONNECTIONS serving slots.", section="server")
+    server_write_timeout: Duration = setting("SERVER_WRITE_TIMEOUT", "30s", "Grace period at shutdown (SIGTERM): requests and streams in flight get this long to finish. One still running at its end is ended: a stream with a last SSE error event (code `server_shutting_down`), any other request with 503.", section="server")
+    server_idle_timeout: Duration = setting("SERVER_IDLE_TIMEOUT", "120s", "How long a keep-alive connection may wait for its next request before it is closed (at once on shutdown).", section="server")
     server_tls_cert_path: str = setting("SERVER_TLS_CERT_PATH", "", "TLS certificate path (serve HTTPS when set with the key).", section="server")
     server_tls_key_path: str = setting("SERVER_TLS_KEY_PATH", "", "TLS key path.", section="server")
     server_max_request_body_size: ByteSize = setting("SERVER_MAX_REQUEST_BODY_SIZE", "10MiB", "Largest request body accepted; larger ones get 413.", section="server")

@@ -9,16 +9,21 @@
     ├── PermissionDenied              403 permission_error
     ├── NotFound                      404 not_found_error
     ├── MethodNotAllowed              405 invalid_request_error
+    ├── RequestTimeout                408 invalid_request_error (request not complete in SERVER_READ_TIMEOUT)
     ├── PayloadTooLarge               413 invalid_request_error
+    ├── RequestLineTooLong            414 invalid_request_error
     ├── UnsupportedMediaType          415 invalid_request_error
     ├── RateLimited                   429 rate_limit_error
+    ├── HeaderFieldsTooLarge          431 invalid_request_error
     ├── Unsupported                   501 unsupported
     ├── ServiceUnavailable            503 service_unavailable
+    │   └── ServerShuttingDown        503   (cut at the end of the shutdown grace period)
     └── UpstreamError                 502 upstream_error
         ├── UpstreamUnreachable       502 upstream_unreachable
         ├── UpstreamTimeout           504 upstream_timeout
         └── UpstreamStatus            the provider's own status and body, passed through
 
+The server edge (app/server/) answers malformed HTTP with the same classes, before Flask runs.
 Bodies use the OpenAI envelope `{"error": {"message", "type", "code"}}` with
 `Content-Type: application/json`, so the `openai` SDKs show the message. Werkzeug's HTTP errors
 (404, 405, 413, bad JSON) and uncaught exceptions go through the same handler; an uncaught
@@ -93,8 +98,16 @@ class MethodNotAllowed(GatewayError):
     status, type = 405, "invalid_request_error"
 
 
+class RequestTimeout(GatewayError):
+    status, type, code = 408, "invalid_request_error", "request_timeout"
+
+
 class PayloadTooLarge(GatewayError):
     status, type = 413, "invalid_request_error"
+
+
+class RequestLineTooLong(GatewayError):
+    status, type, code = 414, "invalid_request_error", "request_line_too_long"
 
 
 class UnsupportedMediaType(GatewayError):
@@ -105,12 +118,20 @@ class RateLimited(GatewayError):
     status, type = 429, "rate_limit_error"
 
 
+class HeaderFieldsTooLarge(GatewayError):
+    status, type, code = 431, "invalid_request_error", "request_headers_too_large"
+
+
 class Unsupported(GatewayError):
     status, type = 501, "unsupported"
 
 
 class ServiceUnavailable(GatewayError):
     status, type = 503, "service_unavailable"
+
+
+class ServerShuttingDown(ServiceUnavailable):
+    code = "server_shutting_down"
 
 
 class UpstreamError(GatewayError):

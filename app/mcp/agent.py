@@ -39,6 +39,7 @@ from typing import Any
 from app.errors import GatewayError
 from app.mcp.catalog import ToolCatalog
 from app.mcp.client import ToolResult
+from app.server.shutdown import SHUTDOWN
 from app.upstream.transport import waiting_for_providers
 
 log = logging.getLogger("gateway.mcp")
@@ -103,6 +104,7 @@ class AgentLoop:
                     log.warning("MCP agent loop stopped after %d model calls (MCP_MAX_ITERATIONS)", iteration)
                     break
                 turn.run_tools(assembled.message(), calls)
+                SHUTDOWN.check()  # tools swallow errors: never call the model again past the grace period
                 iteration += 1
                 events = _Opened(open_stream(turn.request()))
         except GatewayError as exc:

@@ -14,12 +14,12 @@ The provider's answer comes back through `app.proxy.relay`.
 
 from __future__ import annotations
 
-import json
 from collections.abc import Iterator
 from dataclasses import dataclass
 from typing import IO
 
 from app.errors import PayloadTooLarge
+from app.schemas import read_json
 
 READ_SIZE = 64 * 1024
 
@@ -83,8 +83,8 @@ def request_body(stream: IO[bytes], *, length: int | None, chunked: bool, json_t
 
 def _model_named(body: bytes) -> str | None:
     try:
-        payload = json.loads(body)
-    except ValueError:  # not JSON after all: the provider answers that
+        payload = read_json(body)
+    except ValueError:  # not (strict) JSON after all: the provider answers that
         return None
     model = payload.get("model") if isinstance(payload, dict) else None
     return model if isinstance(model, str) and model else None

@@ -4,17 +4,102 @@ Every schema sets `unknown = INCLUDE`: fields the gateway does not know are the 
 business (temperature, top_k, reasoning_effort, extra_content...) and are never dropped.
 Views call `json_object(request)` then `check(SCHEMA, payload)`; both raise `InvalidRequest`
 (or 413/415) with a message that names the field.
+
+`read_json(raw)` is the one strict JSON reader for request bodies (the proxy's model check
+uses it too). It accepts RFC 8259 JSON in UTF-8 only: no `NaN`/`Infinity` (nor a number that
+overflows to infinity), no lone surrogate (escaped or encoded), nesting at most
+`MAX_JSON_DEPTH` deep. Python's `json` accepts all of these, and each later breaks something:
+`NaN` goes upstream as invalid JSON, a lone surrogate cannot be encoded again, deep nesting
+exhausts the recursion limit (here or when the body is written out again).
 """
 
 from __future__ import annotations
 
 import json
+import math
+import re
 from typing import Any
 
 from flask import Request
 from marshmallow import Schema
 
 from app.errors import InvalidRequest, UnsupportedMediaType
+
+MAX_JSON_DEPTH = 256  # far above real requests (tool schemas nest a few dozen levels), far below the recursion limit
+_SURROGATE = re.compile("[\ud800-\udfff]")
+_ESCAPED_SURROGATE = re.compile(r"\\u[dD][89a-fA-F]")
+
+
+class InvalidJSON(ValueError):
+    """The body is not strict JSON; the message says why, in words a client can act on."""
+
+
+def read_json(raw: bytes) -> Any:
+    """Parse a request body as strict JSON (see the module docstring); raises InvalidJSON."""
+    try:
+        text = raw.decode("utf-8-sig")  # strict: surrogates written as UTF-8 bytes are refused here
+    except UnicodeDecodeError as exc:
+        raise InvalidJSON(f"the body is not UTF-8 (byte {exc.start})") from None
+    if text.count("[") + text.count("{") > MAX_JSON_DEPTH:  # only then can it be too deep: measure
+        _check_depth(text)
+    try:
+        value = json.loads(text, parse_constant=_refuse_constant, parse_float=_finite_float)
+    except InvalidJSON:
+        raise
+    except RecursionError:
+        raise InvalidJSON(f"it is nested deeper than {MAX_JSON_DEPTH} levels") from None
+    except ValueError as exc:
+        raise InvalidJSON(str(exc)) from None
+    if _ESCAPED_SURROGATE.search(text):  # only an escape can make a lone surrogate here
+        _check_surrogates(value)
+    return value
+
+
+def _refuse_constant(name: str) -> float:
+    raise InvalidJSON(f"{name} is not a JSON number")
+
+
+def _finite_float(text: str) -> float:
+    value = float(text)
+    if math.isinf(value):
+        raise InvalidJSON(f"the number {text[:40]} is too large")
+    return value
+
+
+def _check_depth(text: str) -> None:
+    """Raise InvalidJSON when brackets outside strings nest deeper than MAX_JSON_DEPTH."""
+    depth = 0
+    for token in _STRUCTURE.finditer(text):
+        mark = token.group()
+        if mark in "[{":
+            depth += 1
+            if depth > MAX_JSON_DEPTH:
+                raise InvalidJSON(f"it is nested deeper than {MAX_JSON_DEPTH} levels")
+        elif mark in "]}":
+            depth -= 1
+
+
+# A whole string (skipped, written so that long strings are matched in one tight loop) or a bracket.
+_STRUCTURE = re.compile(r'"[^"\\]*(?:\\.[^"\\]*)*"|[\[\]{}]')
+
+
+def _check_surrogates(value: Any) -> None:
+    stack = [value]
+    while stack:
+        item = stack.pop()
+        if isinstance(item, str):
+            strings: Any = (item,)
+        elif isinstance(item, dict):
+            strings = item.keys()
+            stack.extend(item.values())
+        elif isinstance(item, list):
+            stack.extend(item)
+            continue
+        else:
+            continue
+        for string in strings:
+            if _SURROGATE.search(string):
+                raise InvalidJSON("it contains a lone surrogate (\\ud800-\\udfff) in a string")
 
 
 def json_object(request: Request) -> dict[str, Any]:
@@ -25,9 +110,9 @@ def json_object(request: Request) -> dict[str, Any]:
             code="unsupported_media_type")
     raw = request.get_data()  # raises 413 past MAX_CONTENT_LENGTH; cached for anyone after us
     try:
-        payload = json.loads(raw)
-    except (ValueError, UnicodeDecodeError) as exc:
-        raise InvalidRequest(f"The request body is not valid JSON: {exc}", code="invalid_json") from None
+        payload = read_json(raw)
+    except InvalidJSON as exc:
+        raise InvalidRequest(f"The request body is not valid JSON: {exc}.", code="invalid_json") from None
     if not isinstance(payload, dict):
         raise InvalidRequest("The request body must be a JSON object.", code="invalid_json")
     return payload

@@ -18,6 +18,7 @@ import logging
 from collections.abc import Callable, Iterable, Iterator
 
 from app.errors import GatewayError
+from app.server.shutdown import SHUTDOWN
 from app.streaming import sse
 from app.upstream.sse import EventSplitter
 
@@ -32,6 +33,7 @@ def relay(chunks: Iterable[bytes], *, close: Callable[[], None], look: Look | No
     feed = splitter.feed
     try:
         for chunk in chunks:
+            SHUTDOWN.check()  # past the shutdown grace period: end with its error event
             block = feed(chunk)
             if block:
                 if look is not None:
