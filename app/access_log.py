@@ -30,6 +30,15 @@ def request_id_from(header: str | None) -> str:
     return os.urandom(16).hex()
 
 
+def log_line(method: str | None, path: str | None, status: int, *, request_id: str, started: float,
+             remote_addr: str | None, **facts: Any) -> None:
+    """One access line; also written by the server edge for a request it refuses itself (app.server)."""
+    log.info("%s %s %s", method, path, status, extra={
+        "request_id": request_id, "method": method, "path": path, "status": status,
+        "duration_ms": round((time.perf_counter() - started) * 1000, 2), "remote_addr": remote_addr,
+        **facts, "pid": os.getpid()})
+
+
 class AccessLog:
     def __init__(self, wsgi_app: Callable[..., Iterable[bytes]]):
         self.wsgi_app = wsgi_app
@@ -48,17 +57,8 @@ class AccessLog:
 
         def write_line() -> None:
             status = seen.get("status", "500")
-            log.info("%s %s %s", environ.get("REQUEST_METHOD"), environ.get("PATH_INFO"), status.split(" ", 1)[0],
-                     extra={
-                         "request_id": request_id,
-                         "method": environ.get("REQUEST_METHOD"),
-                         "path": environ.get("PATH_INFO"),
-                         "status": int(status.split(" ", 1)[0]),
-                         "duration_ms": round((time.perf_counter() - started) * 1000, 2),
-                         "remote_addr": environ.get("REMOTE_ADDR"),
-                         "subject": environ.get(SUBJECT_KEY),
-                         "provider": environ.get(PROVIDER_KEY),
-                         "pid": os.getpid(),
-                     })
+            log_line(environ.get("REQUEST_METHOD"), environ.get("PATH_INFO"), int(status.split(" ", 1)[0]),
+                     request_id=request_id, started=started, remote_addr=environ.get("REMOTE_ADDR"),
+                     subject=environ.get(SUBJECT_KEY), provider=environ.get(PROVIDER_KEY))
 
         return ClosingIterator(self.wsgi_app(environ, start_with_id), [write_line])

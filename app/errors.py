@@ -105,6 +105,11 @@ class RequestTimeout(GatewayError):
 class PayloadTooLarge(GatewayError):
     status, type = 413, "invalid_request_error"
 
+    @classmethod
+    def over(cls, limit: int) -> PayloadTooLarge:
+        """The one 413 message (deploy/nginx.conf answers the same text for its own 413)."""
+        return cls(f"The request body is larger than SERVER_MAX_REQUEST_BODY_SIZE ({limit} bytes) allows.")
+
 
 class RequestLineTooLong(GatewayError):
     status, type, code = 414, "invalid_request_error", "request_line_too_long"
@@ -166,7 +171,6 @@ _HTTP_ERRORS: dict[int, type[GatewayError]] = {
 _HTTP_MESSAGES = {
     404: "No route matches {method} {path}.",
     405: "{method} is not allowed on {path}.",
-    413: "The request body is larger than SERVER_MAX_REQUEST_BODY_SIZE allows.",
 }
 
 
@@ -180,6 +184,8 @@ def register_error_handlers(app: Flask) -> None:
     @app.errorhandler(HTTPException)
     def http_error(exc: HTTPException) -> Response:
         status = exc.code or 500
+        if status == 413:  # werkzeug's MAX_CONTENT_LENGTH (the worker refuses most bodies first)
+            return PayloadTooLarge.over(app.config["MAX_CONTENT_LENGTH"]).to_response()
         template = _HTTP_MESSAGES.get(status)
         message = template.format(method=request.method, path=request.path) if template else (exc.description or exc.name)
         error = _HTTP_ERRORS.get(status, GatewayError)(message)

@@ -24,10 +24,6 @@ from app.schemas import read_json
 READ_SIZE = 64 * 1024
 
 
-def _too_large(limit: int) -> PayloadTooLarge:
-    return PayloadTooLarge(f"The request body is larger than SERVER_MAX_REQUEST_BODY_SIZE ({limit} bytes) allows.")
-
-
 class Upload:
     """The rest of the caller's body, streamed to requests (which frames it by `len()`: 0 means chunked)."""
 
@@ -49,7 +45,7 @@ class Upload:
         while chunk := self._stream.read(READ_SIZE):
             sent += len(chunk)
             if sent > self._limit:
-                raise _too_large(self._limit)
+                raise PayloadTooLarge.over(self._limit)
             yield chunk
 
 
@@ -63,19 +59,19 @@ def request_body(stream: IO[bytes], *, length: int | None, chunked: bool, json_t
                  limit: int) -> RequestBody:
     """Read as little of the caller's body as the model check needs; raises PayloadTooLarge."""
     if length is not None and length > limit:
-        raise _too_large(limit)
+        raise PayloadTooLarge.over(limit)
     if not length and not chunked:
         return RequestBody(None, None)
     head = stream.read(READ_SIZE)
     if len(head) > limit:
-        raise _too_large(limit)
+        raise PayloadTooLarge.over(limit)
     if not (json_type or head.lstrip()[:1] == b"{"):
         return RequestBody(Upload(head, stream, length=length, limit=limit), None)
     parts, size = [head], len(head)
     while chunk := stream.read(READ_SIZE):
         size += len(chunk)
         if size > limit:
-            raise _too_large(limit)
+            raise PayloadTooLarge.over(limit)
         parts.append(chunk)
     body = b"".join(parts)
     return RequestBody(body, _model_named(body))

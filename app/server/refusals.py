@@ -72,13 +72,11 @@ def refusal_for(exc: BaseException) -> Any:
     return errors.GatewayError("The gateway failed to handle this request.", code="internal_error")
 
 
-def send(sock: Any, error: Any, *, linger: bool = True) -> None:
+def send(sock: Any, error: Any, *, request_id: str, linger: bool = True) -> None:
     """Write `error` as a complete response (Connection: close), then linger (unless TLS)."""
-    from app.access_log import request_id_from
-
     body = json.dumps(error.envelope()).encode()
     headers = {"Content-Type": "application/json", "Content-Length": str(len(body)), "Connection": "close",
-               "X-Request-ID": request_id_from(None), **error.headers}
+               "X-Request-ID": request_id, **error.headers}
     head = f"HTTP/1.1 {error.status} {HTTPStatus(error.status).phrase}\r\n"
     head += "".join(f"{name}: {value}\r\n" for name, value in headers.items()) + "\r\n"
     with gevent.Timeout(SEND_WAIT, False):

@@ -78,4 +78,4 @@ def _expects_continue(req: Any) -> bool:
 def _too_large(limit: int) -> Exception:
     from app.errors import PayloadTooLarge
 
-    return PayloadTooLarge(f"The request body is larger than SERVER_MAX_REQUEST_BODY_SIZE ({limit} bytes) allows.")
+    return PayloadTooLarge.over(limit)

@@ -25,6 +25,7 @@ from dataclasses import dataclass
 from typing import Any
 
 import gevent
+from gevent import select
 from gevent.lock import BoundedSemaphore
 from gevent.socket import wait_read
 from gunicorn.workers.ggevent import GeventWorker
@@ -109,7 +110,14 @@ class GatewayGeventWorker(GeventWorker):
             self.log.info("Ended a request from %s: %s", peer, error.message)
         else:
             self.log.warning("Refused a request from %s: %s %s", peer, error.status, error.message)
-        refusals.send(client, error, linger=not ended)
+        from app.access_log import log_line, request_id_from  # not in the master: werkzeug before gevent's patch
+
+        # the client's request id when its head was read; an access line like any answer's
+        sent_id = next((value for name, value in getattr(req, "headers", ()) if name == "X-REQUEST-ID"), None)
+        request_id = request_id_from(sent_id)
+        log_line(getattr(req, "method", None), getattr(req, "path", None), error.status, request_id=request_id,
+                 started=time.perf_counter(), remote_addr=peer, refused=True)
+        refusals.send(client, error, request_id=request_id, linger=not ended)
 
     # -- shutdown ----------------------------------------------------------------------------
     def handle_exit(self, sig: Any, frame: Any) -> None:
@@ -169,8 +177,10 @@ class _ReadingHead:
 
     def __enter__(self) -> None:
         conn = self.conn
-        if not self.worker.alive:
-            raise StopIteration  # stopping: no further request on this connection
+        if not self.worker.alive and conn.served and not (conn.buffered or _readable_now(conn.socket)):
+            # stopping: no further request on a kept-alive connection (one already sent is served,
+            # and so is the first request of a connection accepted before the stop)
+            raise StopIteration
         if conn.served:
             if not conn.buffered:
                 conn.phase = IDLE
@@ -197,5 +207,20 @@ def _wait_for_bytes(sock: Any, seconds: float) -> None:
         return
     try:
         wait_read(sock.fileno(), timeout=max(seconds, 0.0), timeout_exc=StopIteration)
-    except gevent.GreenletExit:
-        raise StopIteration from None
+    except gevent.GreenletExit:  # the worker is stopping: close, unless a request just arrived
+        if not _readable_now(sock):
+            raise StopIteration from None
+
+
+def _readable_now(sock: Any) -> bool:
+    """True when the client has sent something (or closed) that has not been read yet.
+
+    At shutdown a keep-alive client may have sent its next request a moment before the worker
+    decided to close: that request is served (gunicorn marks the answer `Connection: close`),
+    never dropped unanswered.
+    """
+    pending = getattr(sock, "pending", None)
+    if pending is not None and pending():
+        return True
+    readable, _, _ = select.select([sock.fileno()], [], [], 0)
+    return bool(readable)
