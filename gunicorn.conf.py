@@ -15,6 +15,26 @@ except ConfigError as _exc:
     print(f"inference-gateway: {_exc}", file=sys.stderr, flush=True)
     sys.exit(2)
 
+# Accounts (virtual keys, usage ledger; app/accounts/). The schema is migrated once, here in the
+# master before any worker starts, in a child process: this process must not import SQLAlchemy
+# ahead of the workers' gevent patching. SIGTERM: each worker writes its buffered usage rows.
+if _settings.accounts_enable:
+    if _settings.database_auto_migrate:
+        import subprocess as _subprocess
+
+        _path = [os.path.dirname(os.path.abspath(__file__)), os.environ.get("PYTHONPATH", "")]
+        _migrated = _subprocess.run([sys.executable, "-m", "app.accounts.migrate"], capture_output=True, text=True,
+                                    check=False, env={**os.environ, "PYTHONPATH": os.pathsep.join(filter(None, _path))})
+        if _migrated.returncode != 0:
+            _lines = _migrated.stderr.strip().splitlines()
+            print(_lines[-1] if _lines else "inference-gateway: database migration failed", file=sys.stderr, flush=True)
+            sys.exit(2)
+
+    def worker_exit(server, worker):
+        from app.accounts.ledger import flush_all
+
+        flush_all()
+
 worker_class = "gevent"
 workers = _settings.web_concurrency
 worker_connections = _settings.worker_connections

@@ -16,7 +16,7 @@ from typing import Any
 
 from werkzeug.wsgi import ClosingIterator
 
-from app.signals import PROVIDER_KEY, SUBJECT_KEY
+from app.signals import KEY_NAME_KEY, MODEL_KEY, PROVIDER_KEY, SUBJECT_KEY, USAGE_KEY
 
 log = logging.getLogger("gateway.access")
 
@@ -58,6 +58,9 @@ class AccessLog:
                          "remote_addr": environ.get("REMOTE_ADDR"),
                          "subject": environ.get(SUBJECT_KEY),
                          "provider": environ.get(PROVIDER_KEY),
+                         "model": environ.get(MODEL_KEY),
+                         "key": environ.get(KEY_NAME_KEY),  # a virtual key's name (app/accounts)
+                         "usage": environ.get(USAGE_KEY),  # tokens and cost (app/accounts)
                          "pid": os.getpid(),
                      })
 

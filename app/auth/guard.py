@@ -22,6 +22,7 @@ from __future__ import annotations
 import ipaddress
 import logging
 import os
+from collections.abc import Callable
 
 from flask import Flask, g, request
 from werkzeug.datastructures import Headers
@@ -35,7 +36,8 @@ from app.signals import SUBJECT_KEY
 
 log = logging.getLogger("gateway.auth")
 
-PUBLIC_BLUEPRINTS = frozenset({"health"})
+# health: public. admin: checks ADMIN_API_KEY itself (app/auth/admin_key.py).
+PUBLIC_BLUEPRINTS = frozenset({"health", "admin"})
 AUTH_EXTENSION_KEY = "gateway.auth"
 
 
@@ -43,6 +45,12 @@ class Guard:
     def __init__(self, api_keys: ApiKeys, oidc: OidcVerifier | None):
         self.api_keys = api_keys
         self.oidc = oidc
+        self.key_lookups: list[Callable[[str], str | None]] = []
+
+    def add_key_lookup(self, lookup: Callable[[str], str | None]) -> None:
+        """One more kind of API key (virtual keys: app/auth/virtual_keys.py), asked after the static
+        keys: `lookup(key)` answers the key's subject, None, or raises a GatewayError."""
+        self.key_lookups.append(lookup)
 
     @classmethod
     def from_settings(cls, settings: Settings) -> Guard:
@@ -71,6 +79,10 @@ class Guard:
 
     def _api_key(self, key: str) -> str:
         subject = self.api_keys.identify(key)
+        for lookup in self.key_lookups:
+            if subject is not None:
+                break
+            subject = lookup(key)
         if subject is None:
             raise AuthenticationFailed("invalid credential")
         return subject
