@@ -51,7 +51,6 @@ def init_app(app: Flask, settings: Settings, price_overrides: Mapping[str, Any] 
     from app.accounts.recorder import UsageRecorder
     from app.accounts.spend import spend_counter
     from app.accounts.store import KeyStore
-    from app.accounts.tally import on_completion_usage
     from app.auth.admin_key import AdminKey
     from app.auth.guard import AUTH_EXTENSION_KEY
     from app.auth.virtual_keys import VirtualKeyCredentials
@@ -80,7 +79,7 @@ def init_app(app: Flask, settings: Settings, price_overrides: Mapping[str, Any] 
     gateway = app.extensions[GATEWAY_KEY]
     gateway.model_policy = KeyModelPolicy(gateway.model_policy)
     app.before_request(accounts.enforce)
-    signals.completion_usage.connect(on_completion_usage, sender=app, weak=False)
+    signals.completion_usage.connect(accounts.on_usage, sender=app, weak=False)
     app.wsgi_app = UsageRecorder(app.wsgi_app, accounts.settle)
     log.info("accounts on: %s database, spend counted in %s; admin API %s", database.dialect,
              type(limits.spend).__name__.removesuffix("Spend").lower(),

@@ -2,13 +2,19 @@
 
     Accounts.enforce()     before_request, after auth: the virtual key's record, its proxy rule and
                            limits (budget, tpm, rpm); a revoked key is refused here too
-    Accounts.settle(...)   as the response closes (UsageRecorder): price the calls, charge the key,
-                           give the access line its facts, queue the ledger row, count the cost
+    Accounts.on_usage(...) `completion_usage` receiver: price the call and charge the key's tokens
+                           and spend at once. That is before the client has the whole answer (a
+                           plain answer is sent after; a stream's last chunk is written after its
+                           relay ends), so its next request sees the charge.
+    Accounts.settle(...)   as the response closes (UsageRecorder): give the access line its facts,
+                           queue the ledger row with the spend the database must still store,
+                           count the cost
 """
 
 from __future__ import annotations
 
 import logging
+from datetime import UTC, datetime
 from typing import Any
 
 from flask import Flask, current_app, request
@@ -23,7 +29,7 @@ from app.accounts.model_access import KEY_RECORD_KEY
 from app.accounts.prices import PriceTable
 from app.accounts.recorder import Outcome
 from app.accounts.store import SUBJECT_PREFIX, KeyStore
-from app.accounts.tally import Tally
+from app.accounts.tally import CURRENT, Tally, call_of
 from app.auth.admin_key import AdminKey
 from app.auth.virtual_keys import VirtualKeyCredentials
 from app.errors import AuthenticationFailed, PermissionDenied
@@ -67,29 +73,44 @@ class Accounts:
             raise AuthenticationFailed("invalid credential")
         request.environ[KEY_RECORD_KEY] = record
         request.environ[signals.KEY_NAME_KEY] = record.name
+        tally = CURRENT.get()
+        if tally is not None:
+            tally.record = record
         if record.models and request.blueprint == PROXY_BLUEPRINT:
             raise PermissionDenied(f"Key {record.name!r} is limited to named models and cannot use /proxy.",
                                    code="model_not_allowed")
         self.limits.check(record)
+
+    # -- when a model call reports its usage ---------------------------------------------------
+    def on_usage(self, sender: Any, *, provider: str | None = None, model: str | None = None, usage: Any = None,
+                 stream: bool = False, **_: Any) -> None:
+        tally = CURRENT.get()
+        if tally is None or not isinstance(usage, dict):
+            return
+        call = call_of(provider, model, usage, bool(stream))
+        found = self.prices.cost(provider, model, call.prompt_tokens, call.completion_tokens)
+        call.cost_usd, call.priced = found.usd, found.priced
+        tally.calls.append(call)
+        if tally.record is not None:
+            delta = self.limits.charge(tally.record, call.total_tokens, call.cost_usd, datetime.now(UTC))
+            if delta is not None:
+                tally.deltas.append(delta)
 
     # -- when the response closes --------------------------------------------------------------
     def settle(self, environ: dict[str, Any], tally: Tally, outcome: Outcome) -> None:
         provider = environ.get(signals.PROVIDER_KEY)
         if provider is None and not tally.calls:
             return  # not a model call
-        record = environ.get(KEY_RECORD_KEY)
-        cost, priced = 0.0, True
-        for call in tally.calls:
-            found = self.prices.cost(call.provider, call.model, call.prompt_tokens, call.completion_tokens)
-            cost += found.usd
-            priced = priced and found.priced
+        record = tally.record
+        cost = tally.cost_usd
         last = tally.calls[-1] if tally.calls else None
         model = last.model if last else environ.get(signals.MODEL_KEY)
         provider = (last.provider if last else None) or provider
         if last is None:
             priced = self.prices.price(provider, model) is not None
+        else:
+            priced = all(call.priced for call in tally.calls)
         prompt, completion, total = tally.prompt_tokens, tally.completion_tokens, tally.total_tokens
-        delta = self.limits.charge(record, total, cost, outcome.started) if record is not None else None
         if tally.calls:
             environ[signals.USAGE_KEY] = {"prompt_tokens": prompt, "completion_tokens": completion,
                                           "total_tokens": total, "cost_usd": round(cost, 8)}
@@ -111,7 +132,7 @@ class Accounts:
             "status": outcome.status,
             "latency_ms": round(outcome.latency_ms, 3),
             "streamed": outcome.event_stream or any(call.stream for call in tally.calls),
-        }, delta)
+        }, tally.deltas)
         if tally.calls and signals.usage_recorded.receivers:
             signals.usage_recorded.send(self.app, provider=provider or "unknown", model=model or "unknown",
                                         key_name=record.name if record is not None else "", cost_usd=cost,

@@ -142,7 +142,7 @@ class KeyLimits:
 
     # -- when the request ends -----------------------------------------------------------------
     def charge(self, record: KeyRecord, tokens: int, usd: float, at: datetime) -> SpendDelta | None:
-        """Count the call's tokens and spend. Never raises: a failure is logged and, for the spend,
+        """Count a finished call's tokens and spend. Never raises: a failure is logged and, for the spend,
         handed back as a delta for the ledger writer to store later."""
         if record.tpm is not None and tokens > 0:
             try:

@@ -1,7 +1,7 @@
 """The usage ledger's writer: rows wait in a bounded buffer and are written in batches, off the
 request path, by one background thread (a greenlet under gevent) per worker process.
 
-    writer.add(row, spend_delta)   called as a response closes; never blocks, never raises
+    writer.add(row, spend_deltas)  called as a response closes; never blocks, never raises
     writer.flush()                 write everything now (SIGTERM: gunicorn's worker_exit hook calls
                                    flush_all(), so a graceful stop or restart loses no row)
 
@@ -23,7 +23,7 @@ import logging
 import threading
 import weakref
 from collections import deque
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from typing import Any
 
 from sqlalchemy import insert
@@ -56,7 +56,7 @@ class LedgerWriter:
         self.written = 0
         self.failures = 0
         self.dropped = 0
-        self._buffer: deque[tuple[dict[str, Any], SpendDelta | None]] = deque()
+        self._buffer: deque[tuple[dict[str, Any], Sequence[SpendDelta]]] = deque()
         self._write_lock = threading.Lock()
         self._stop = threading.Event()
         self._thread: threading.Thread | None = None
@@ -66,7 +66,7 @@ class LedgerWriter:
     def __len__(self) -> int:
         return len(self._buffer)
 
-    def add(self, row: dict[str, Any], spend: SpendDelta | None = None) -> None:
+    def add(self, row: dict[str, Any], spend: Sequence[SpendDelta] = ()) -> None:
         self._buffer.append((row, spend))
         self._trim()
         if self._thread is None:
@@ -88,8 +88,8 @@ class LedgerWriter:
                 return 0
             try:
                 deltas: dict[tuple, SpendDelta] = {}
-                for _, delta in batch:
-                    if delta is not None:
+                for _, row_deltas in batch:
+                    for delta in row_deltas:
                         key = (delta.key_id, delta.period, delta.period_start)
                         before = deltas.get(key)
                         deltas[key] = delta if before is None else SpendDelta(*key, before.usd + delta.usd)

@@ -3,9 +3,8 @@
     UsageRecorder(wsgi_app, settle)     inside the access log, so the access line sees what it sets
 
 At the start of a request it opens a `Tally` (tally.py); when the response body is closed (a
-stream's too, after its last byte) it calls `settle(environ, tally, outcome)`, which prices the
-calls, charges the key's tokens and spend, sets the access line's facts and queues the ledger row
-(see `Accounts.settle`). Settling never raises into the server: a failure is logged.
+stream's too, after its last byte) it calls `settle(environ, tally, outcome)`, which sets the
+access line's facts and queues the ledger row (see `Accounts.settle`). Settling never raises into the server: a failure is logged.
 """
 
 from __future__ import annotations

@@ -13,9 +13,9 @@ Two counters; `spend_counter(...)` picks one:
 - `DatabaseSpend` otherwise (`memory://` limits count per process, which a budget must not): the
   `key_spend` row itself, read on each request of a key with a budget and raised when a call ends.
 
-Either way the spend is common to all workers and hosts, and a call is charged as its response
-closes, before the same connection can send another request: requests that come one after another
-overshoot a budget by at most the request that crossed it.
+Either way the spend is common to all workers and hosts, and a call is charged as soon as its
+usage is known, before the client has the whole answer (see Accounts.on_usage): requests that come
+one after another overshoot a budget by at most the request that crossed it.
 """
 
 from __future__ import annotations

@@ -1,10 +1,11 @@
 """The usage of the request being served, gathered from `completion_usage` signals.
 
 `UsageRecorder` (recorder.py) puts a fresh `Tally` in the context variable `CURRENT` when a
-request starts; `on_completion_usage` adds each model call's usage to it (an MCP agent loop makes
-several calls in one request). A stream reports its usage as its response closes, after Flask's
-request context is gone; the context variable still holds the tally then, because gunicorn
-iterates and closes a response in the greenlet (or thread) that called the app.
+request starts; the accounts' before_request hook notes the virtual key in it, and their
+`completion_usage` receiver adds each priced model call (an MCP agent loop makes several calls in
+one request). A stream reports its usage as its relay ends, after Flask's request context is
+gone; the context variable still holds the tally then, because gunicorn iterates and closes a
+response in the greenlet (or thread) that called the app.
 """
 
 from __future__ import annotations
@@ -22,11 +23,19 @@ class Call:
     completion_tokens: int
     total_tokens: int
     stream: bool
+    cost_usd: float = 0.0
+    priced: bool = False
 
 
 @dataclass(slots=True)
 class Tally:
     calls: list[Call] = field(default_factory=list)
+    record: Any = None  # the request's virtual key (store.KeyRecord), if it used one
+    deltas: list[Any] = field(default_factory=list)  # spend the database must still store (spend.SpendDelta)
+
+    @property
+    def cost_usd(self) -> float:
+        return sum(call.cost_usd for call in self.calls)
 
     @property
     def prompt_tokens(self) -> int:
@@ -50,12 +59,6 @@ def count(value: Any) -> int:
     return int(value)
 
 
-def on_completion_usage(sender: Any, *, provider: str | None = None, model: str | None = None,
-                        usage: Any = None, stream: bool = False, **_: Any) -> None:
-    """`completion_usage` receiver: add the call to the current request's tally."""
-    tally = CURRENT.get()
-    if tally is None or not isinstance(usage, dict):
-        return
+def call_of(provider: str | None, model: str | None, usage: dict[str, Any], stream: bool) -> Call:
     prompt, completion = count(usage.get("prompt_tokens")), count(usage.get("completion_tokens"))
-    total = count(usage.get("total_tokens")) or prompt + completion
-    tally.calls.append(Call(provider, model, prompt, completion, total, bool(stream)))
+    return Call(provider, model, prompt, completion, count(usage.get("total_tokens")) or prompt + completion, stream)

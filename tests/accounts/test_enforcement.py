@@ -82,7 +82,7 @@ def test_streams_are_charged_when_they_end(gateway, fake_provider):
 
 
 def test_a_key_reaches_only_its_models(gateway):
-    app, client = gateway
+    _app, client = gateway
     _, secret = new_key(client, models=["openai/gpt-4o"])
     assert chat(client, secret).status_code == 200
     refused = chat(client, secret, model="openai/gpt-4o-mini")
@@ -115,7 +115,7 @@ def test_the_budget_refuses_the_request_after_the_one_that_crossed_it(gateway, f
 
 
 def test_tokens_and_requests_per_minute(gateway):
-    app, client = gateway
+    _app, client = gateway
     _, by_tokens = new_key(client, name="t", tpm=1000)
     assert chat(client, by_tokens).status_code == 200  # 1500 tokens
     refused = chat(client, by_tokens)

@@ -34,7 +34,7 @@ def count(database: Database) -> int:
 def test_rows_and_their_spend_are_written_in_batches(database):
     writer = LedgerWriter(database, interval=3600, batch_rows=4)
     for n in range(10):
-        writer.add(row(n), SpendDelta("key_a", "month", MONTH, 0.001))
+        writer.add(row(n), [SpendDelta("key_a", "month", MONTH, 0.001)])
     assert count(database) == 0  # nothing is written on the caller's path
     assert writer.write_batch() == 4 and count(database) == 4
     writer.flush()
