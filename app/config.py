@@ -248,8 +248,8 @@ class Settings:
         if issuer and not issuer.startswith(("http://", "https://")):
             raise ConfigError(f"invalid AUTH_OIDC_ISSUER={issuer!r}: expected an http:// or https:// URL")
         if not issuer and not self.auth_api_keys and not self.auth_api_keys_file and not self.accounts_enable:
-            raise ConfigError("invalid AUTH_ENABLE=true: set AUTH_OIDC_ISSUER, AUTH_API_KEYS, AUTH_API_KEYS_FILE "
-                              "or ACCOUNTS_ENABLE (virtual keys)")
+            raise ConfigError("invalid AUTH_ENABLE=true: set AUTH_OIDC_ISSUER, AUTH_API_KEYS or AUTH_API_KEYS_FILE "
+                              "(or ACCOUNTS_ENABLE=true, for virtual keys)")
         path = self.auth_api_keys_file
         if path and not (os.path.isfile(path) and os.access(path, os.R_OK)):
             raise ConfigError(f"invalid AUTH_API_KEYS_FILE={path!r}: not a readable file")
