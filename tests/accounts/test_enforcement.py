@@ -169,3 +169,16 @@ def test_usage_reports_group_filter_and_speak_csv(gateway):
     assert lines[0] == "key_id,key_name,subject,requests,prompt_tokens,completion_tokens,total_tokens,cost_usd," \
                        "unpriced_requests"
     assert lines[1].startswith(f"{first_id},first,,2,2000,1000,3000,0.015,0")
+
+
+def test_the_model_list_shows_a_key_only_its_models(gateway, fake_provider):
+    _app, client = gateway
+    fake_provider.on("GET", "/v1/models", json_reply({"object": "list", "data": [
+        {"id": "gpt-4o", "object": "model", "created": 1, "owned_by": "openai"},
+        {"id": "gpt-4o-mini", "object": "model", "created": 1, "owned_by": "openai"}]}))
+    _, limited = new_key(client, models=["openai/gpt-4o"])
+    for query in ("?provider=openai", ""):
+        listed = client.get(f"/v1/models{query}", headers={"Authorization": f"Bearer {limited}"})
+        assert [m["id"] for m in listed.get_json()["data"]] == ["openai/gpt-4o"]
+    everything = client.get("/v1/models?provider=openai", headers={"Authorization": f"Bearer {STATIC_KEY}"})
+    assert [m["id"] for m in everything.get_json()["data"]] == ["openai/gpt-4o", "openai/gpt-4o-mini"]
