@@ -111,6 +111,7 @@ class Accounts:
         else:
             priced = all(call.priced for call in tally.calls)
         prompt, completion, total = tally.prompt_tokens, tally.completion_tokens, tally.total_tokens
+        subject = environ.get(signals.SUBJECT_KEY)
         if tally.calls:
             environ[signals.USAGE_KEY] = {"prompt_tokens": prompt, "completion_tokens": completion,
                                           "total_tokens": total, "cost_usd": round(cost, 8)}
@@ -118,7 +119,7 @@ class Accounts:
             "time": outcome.started,
             "request_id": str(environ.get(REQUEST_ID_ENVIRON_KEY) or "-")[:128],
             "key_id": record.id if record is not None else None,
-            "subject": (environ.get(signals.SUBJECT_KEY) or None) and str(environ[signals.SUBJECT_KEY])[:255],
+            "subject": str(subject)[:255] if subject else None,
             "endpoint": str(environ.get("PATH_INFO") or "")[:255],
             "provider": provider,
             "deployment": provider,  # a deployment is its provider until named deployments exist (issue 15)
