@@ -16,6 +16,20 @@ except ConfigError as _exc:
     print(f"inference-gateway: {_exc}", file=sys.stderr, flush=True)
     sys.exit(2)
 
+# Accounts (virtual keys, usage ledger; app/accounts/). The schema is migrated once, here in the
+# master before any worker starts, in a child process: this process must not import SQLAlchemy
+# ahead of the workers' gevent patching.
+if _settings.accounts_enable and _settings.database_auto_migrate:
+    import subprocess as _subprocess
+
+    _path = [os.path.dirname(os.path.abspath(__file__)), os.environ.get("PYTHONPATH", "")]
+    _migrated = _subprocess.run([sys.executable, "-m", "app.accounts.migrate"], capture_output=True, text=True,
+                                check=False, env={**os.environ, "PYTHONPATH": os.pathsep.join(filter(None, _path))})
+    if _migrated.returncode != 0:
+        _lines = _migrated.stderr.strip().splitlines()
+        print(_lines[-1] if _lines else "inference-gateway: database migration failed", file=sys.stderr, flush=True)
+        sys.exit(2)
+
 # gunicorn's gevent worker with the server edge added (app/server/): requests read whole within
 # SERVER_READ_TIMEOUT, WORKER_CONNECTIONS requests served at once, malformed HTTP answered as JSON.
 worker_class = "app.server.worker.GatewayGeventWorker"
@@ -64,21 +78,22 @@ logconfig_dict = {
     "root": {"handlers": ["stderr"], "level": "WARNING"},
 }
 
-# MCP: each worker connects its MCP servers as it starts (before its first request) and ends
-# their sessions as it exits (app/mcp/__init__.py). worker_exit also runs in the master for a
-# worker that is already gone, which has no app.
+# Each worker starts and stops what its features registered (app/lifecycle.py): MCP servers are
+# connected before its first request and their sessions ended at exit; buffered usage rows are
+# written at exit. worker_exit also runs in the master for a worker that is already gone, which
+# has no app.
 def post_worker_init(worker):
-    from app import mcp
+    from app import lifecycle
 
-    mcp.start(worker.wsgi)
+    lifecycle.worker_started(worker.wsgi)
 
 
 def worker_exit(server, worker):
     application = getattr(worker, "wsgi", None)
     if application is not None:
-        from app import mcp
+        from app import lifecycle
 
-        mcp.stop(application)
+        lifecycle.worker_exiting(application)
 
 
 # Telemetry: one GET /metrics per host, served by this master, summing every worker's values

@@ -22,7 +22,7 @@ def create_app(overrides: Mapping[str, str] | None = None) -> Flask:
     """
     from flask import Flask, g, request
 
-    from app import mcp, request_preview, telemetry
+    from app import accounts, cli, mcp, request_preview, telemetry
     from app.access_log import REQUEST_ID_ENVIRON_KEY, AccessLog, request_id_from
     from app.api import chat, health, mcp_tools, models, proxy, spec
     from app.auth import guard
@@ -53,6 +53,11 @@ def create_app(overrides: Mapping[str, str] | None = None) -> Flask:
     )
     gateway.init_app(app)
     guard.init_app(app)  # before any other before_request hook: later ones may read the subject
+    if accounts.init_app(app, settings):  # virtual keys: after the guard, before the access log middleware
+        from app.api import admin
+
+        app.register_blueprint(admin.bp)
+    cli.init_app(app)
 
     mcp.init_app(app, settings)
     Dispatcher(app, providers=gateway.providers, policy=gateway.model_policy, vision=settings.enable_vision,

@@ -16,7 +16,7 @@ from typing import Any
 
 from werkzeug.wsgi import ClosingIterator
 
-from app.signals import PROVIDER_KEY, SUBJECT_KEY
+from app.signals import KEY_NAME_KEY, MODEL_KEY, PROVIDER_KEY, SUBJECT_KEY, USAGE_KEY
 
 log = logging.getLogger("gateway.access")
 
@@ -59,6 +59,9 @@ class AccessLog:
             status = seen.get("status", "500")
             log_line(environ.get("REQUEST_METHOD"), environ.get("PATH_INFO"), int(status.split(" ", 1)[0]),
                      request_id=request_id, started=started, remote_addr=environ.get("REMOTE_ADDR"),
-                     subject=environ.get(SUBJECT_KEY), provider=environ.get(PROVIDER_KEY))
+                     subject=environ.get(SUBJECT_KEY), provider=environ.get(PROVIDER_KEY),
+                     model=environ.get(MODEL_KEY),
+                     key=environ.get(KEY_NAME_KEY),  # a virtual key's name (app/accounts)
+                     usage=environ.get(USAGE_KEY))  # tokens and cost (app/accounts)
 
         return ClosingIterator(self.wsgi_app(environ, start_with_id), [write_line])

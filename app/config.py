@@ -24,6 +24,7 @@ SECTIONS = {
     "mcp": "Model Context Protocol (MCP)",
     "auth": "Authentication",
     "rate_limit": "Rate limits",
+    "accounts": "Virtual keys, budgets and the usage ledger",
     "server": "Server settings",
     "client": "Client settings",
     "providers": "Providers",
@@ -169,6 +170,14 @@ class Settings:
     rate_limit_key_prefix: str = setting("RATE_LIMIT_KEY_PREFIX", "inference-gateway", "Prefix of every rate-limit key in the storage, so deployments (or test runs) can share one Redis without sharing counters.", section="rate_limit")
     trusted_proxies: CommaList = setting("TRUSTED_PROXIES", "", "Comma-separated proxy addresses or CIDRs whose X-Forwarded-For is honoured.", section="rate_limit")
 
+    # accounts (app/accounts/): virtual keys, budgets, the usage ledger
+    accounts_enable: bool = setting("ACCOUNTS_ENABLE", "false", "Virtual keys (`sk-gw-...`, with model lists, rpm/tpm limits and budgets), the admin API and the usage ledger, stored in DATABASE_URL. Keys are only checked when AUTH_ENABLE=true.", section="accounts")
+    database_url: str = setting("DATABASE_URL", "sqlite:///gateway.db", "Where keys and usage live: `sqlite:///path.db` (one host; relative to the working directory; WAL mode) or `postgresql+pg8000://user:password@host:5432/dbname` (several workers and hosts).", section="accounts", secret=True)
+    database_auto_migrate: bool = setting("DATABASE_AUTO_MIGRATE", "true", "Bring the database schema up to date when gunicorn starts (once, in the master, before the workers). When false, run `flask --app wsgi db upgrade` yourself.", section="accounts")
+    admin_api_key: str = setting("ADMIN_API_KEY", "", "Bearer credential of the admin API (`/admin/...`, at least 16 characters). The admin API is off while it is empty. Not accepted for model calls unless also listed in AUTH_API_KEYS.", section="accounts", secret=True)
+    usage_flush_interval: Duration = setting("USAGE_FLUSH_INTERVAL", "1s", "How often each worker writes its waiting usage rows to the database, in one batch (at most 60s).", section="accounts")
+    usage_buffer_rows: int = setting("USAGE_BUFFER_ROWS", "10000", "Most usage rows a worker keeps while the database cannot be written; past that the oldest are dropped (and counted in the log).", section="accounts")
+
     # server
     server_host: str = setting("SERVER_HOST", "0.0.0.0", "Address to bind (ignored when $PORT is set, as on Heroku: then 0.0.0.0:$PORT).", section="server")
     server_port: int = setting("SERVER_PORT", "8080", "Port to bind.", section="server")
@@ -227,6 +236,7 @@ class Settings:
             raise ConfigError("invalid SERVER_TLS_CERT_PATH/SERVER_TLS_KEY_PATH: set both or neither")
         if self.auth_enable:
             self.check_auth()
+        self.check_accounts()
         for name, least in (("web_concurrency", 1), ("worker_connections", 1), ("client_max_idle_conns", 0),
                             ("client_max_idle_conns_per_host", 0), ("server_port", 1)):
             if getattr(self, name) < least:
@@ -237,11 +247,23 @@ class Settings:
         issuer = self.auth_oidc_issuer.strip()
         if issuer and not issuer.startswith(("http://", "https://")):
             raise ConfigError(f"invalid AUTH_OIDC_ISSUER={issuer!r}: expected an http:// or https:// URL")
-        if not issuer and not self.auth_api_keys and not self.auth_api_keys_file:
-            raise ConfigError("invalid AUTH_ENABLE=true: set AUTH_OIDC_ISSUER, AUTH_API_KEYS or AUTH_API_KEYS_FILE")
+        if not issuer and not self.auth_api_keys and not self.auth_api_keys_file and not self.accounts_enable:
+            raise ConfigError("invalid AUTH_ENABLE=true: set AUTH_OIDC_ISSUER, AUTH_API_KEYS or AUTH_API_KEYS_FILE "
+                              "(or ACCOUNTS_ENABLE=true, for virtual keys)")
         path = self.auth_api_keys_file
         if path and not (os.path.isfile(path) and os.access(path, os.R_OK)):
             raise ConfigError(f"invalid AUTH_API_KEYS_FILE={path!r}: not a readable file")
+
+    def check_accounts(self) -> None:
+        database_url_problem = check_database_url(self.database_url)
+        if database_url_problem:
+            raise ConfigError(f"invalid DATABASE_URL={mask_database_url(self.database_url)!r}: {database_url_problem}")
+        if self.admin_api_key and len(self.admin_api_key.strip()) < 16:
+            raise ConfigError("invalid ADMIN_API_KEY=<hidden>: use at least 16 characters")
+        if not 0 < self.usage_flush_interval <= 60:
+            raise ConfigError(f"invalid USAGE_FLUSH_INTERVAL={self.usage_flush_interval:g}s: must be more than 0 and at most 60s")
+        if self.usage_buffer_rows < 100:
+            raise ConfigError(f"invalid USAGE_BUFFER_ROWS={self.usage_buffer_rows!r}: must be at least 100")
 
     @property
     def development(self) -> bool:
@@ -254,7 +276,45 @@ class Settings:
             if f.metadata["secret"]:
                 value = getattr(self, f.name)
                 found.extend(value if isinstance(value, tuple) else [value])
+        found.append(database_password(self.database_url))
         return [v for v in found if v and len(v) >= 4]
+
+
+_DATABASE_URL = re.compile(r"(?P<scheme>[a-z0-9+]+)://(?P<rest>.*)", re.DOTALL)
+DATABASE_EXAMPLES = "expected sqlite:///path/to/gateway.db or postgresql+pg8000://user:password@host:5432/dbname"
+
+
+def check_database_url(url: str) -> str | None:
+    """What is wrong with DATABASE_URL, or None. Checked without SQLAlchemy: gunicorn's master reads
+    the settings, and must not import SQLAlchemy before the workers' gevent patching."""
+    match = _DATABASE_URL.fullmatch(url.strip())
+    if not match:
+        return DATABASE_EXAMPLES
+    scheme, rest = match.group("scheme"), match.group("rest")
+    if scheme in ("sqlite", "sqlite+pysqlite"):
+        path = rest[1:] if rest.startswith("/") else None
+        if not path or path.split("?")[0] in ("", ":memory:"):
+            return "expected sqlite:///path/to/gateway.db (a file: an in-memory database is not shared by the workers)"
+        return None
+    if scheme in ("postgresql", "postgres", "postgresql+pg8000"):
+        netloc, _, path = rest.partition("/")
+        if not netloc.rpartition("@")[2] or not path.split("?")[0]:
+            return "expected postgresql+pg8000://user:password@host:5432/dbname (a host and a database name)"
+        return None
+    if scheme.startswith("postgresql+"):
+        return ("the gateway ships the pg8000 driver (pure Python, so gevent can switch requests while it waits); "
+                "use postgresql+pg8000://")
+    return DATABASE_EXAMPLES
+
+
+def mask_database_url(url: str) -> str:
+    """The URL with its password replaced by ***."""
+    return re.sub(r"(://[^:/@]*:)[^@]*@", r"\1***@", url)
+
+
+def database_password(url: str) -> str:
+    found = re.search(r"://[^:/@]*:([^@]*)@", url)
+    return found.group(1) if found else ""
 
 
 def declared_fields() -> list:

@@ -9,6 +9,9 @@ inside an app context (a stream's usage is known after its request has gone):
                        stream (bool)
     tool_called        the model called a tool (client's or MCP)
                        kwargs: provider, model, tool_type ("mcp" | "standard_tool_use"), tool_name
+    usage_recorded     a request's model calls were priced and written to the usage ledger
+                       (app/accounts, as the response closes); kwargs: provider, model,
+                       key_name ("" without a virtual key), cost_usd (float), total_tokens (int)
 
 Request facts live in the WSGI environ, so WSGI middleware (access log, metrics) can read them
 after the view has returned, streams included:
@@ -16,6 +19,9 @@ after the view has returned, streams included:
     PROVIDER_KEY  the provider id the request was routed to
     MODEL_KEY     the model as the provider knows it
     SUBJECT_KEY   the authenticated subject (JWT `sub` or API key id); absent when auth is off
+    KEY_NAME_KEY  the virtual key's name (app/accounts), when the request used one
+    USAGE_KEY     the request's tokens and cost, {prompt_tokens, completion_tokens, total_tokens,
+                  cost_usd}, set as the response closes (app/accounts)
 """
 
 from __future__ import annotations
@@ -35,10 +41,13 @@ _signals = Namespace()
 
 completion_usage = _signals.signal("completion-usage")
 tool_called = _signals.signal("tool-called")
+usage_recorded = _signals.signal("usage-recorded")
 
 PROVIDER_KEY = "gateway.provider"
 MODEL_KEY = "gateway.model"
 SUBJECT_KEY = "gateway.subject"
+KEY_NAME_KEY = "gateway.key_name"
+USAGE_KEY = "gateway.usage"
 
 
 def send(signal: Signal, app: Flask, **kwargs: Any) -> None:

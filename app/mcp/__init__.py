@@ -5,16 +5,17 @@
     agent.py    the agent loop the chat view calls
 
 `init_app` puts a `ToolCatalog` on the app; nothing runs at import time or in gunicorn's master.
-`start(app)` connects the servers and `stop(app)` closes their sessions: gunicorn calls them when
-a worker starts and when it exits (`post_worker_init` / `worker_exit` in gunicorn.conf.py), so
-servers are reached before the worker's first request. Outside gunicorn (an app from
-`create_app` in tests or scripts), call them yourself.
+`start(app)` connects the servers and `stop(app)` closes their sessions: registered with
+`app.lifecycle`, they run when a worker starts and when it exits (gunicorn's `post_worker_init`
+and `worker_exit`), so servers are reached before the worker's first request. Outside gunicorn
+(an app from `create_app` in tests or scripts), call them yourself.
 """
 
 from __future__ import annotations
 
 from flask import Flask, current_app
 
+from app import lifecycle
 from app.config import Settings
 from app.mcp.agent import AgentLoop
 from app.mcp.catalog import ToolCatalog
@@ -28,6 +29,8 @@ STOP_TIMEOUT = 1.0
 def init_app(app: Flask, settings: Settings) -> None:
     catalog = ToolCatalog(settings)
     app.extensions[EXTENSION_KEY] = AgentLoop(catalog, max_iterations=settings.mcp_max_iterations)
+    lifecycle.on_start(app, lambda: start(app))
+    lifecycle.on_exit(app, lambda: stop(app))
 
 
 def start(app: Flask) -> None:

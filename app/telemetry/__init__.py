@@ -35,5 +35,6 @@ def init_app(app: Flask, settings: Settings) -> None:
     # Receivers are held strongly but only for this app: blinker drops them when the app goes away.
     signals.completion_usage.connect(metrics.on_completion_usage, sender=app, weak=False)
     signals.tool_called.connect(metrics.on_tool_called, sender=app, weak=False)
+    signals.usage_recorded.connect(metrics.on_usage_recorded, sender=app, weak=False)
     request_started.connect(remember_route, sender=app, weak=False)
     app.wsgi_app = RequestObserver(app.wsgi_app, metrics)

@@ -8,6 +8,8 @@ Names and labels of the original gateway, so existing dashboards keep working:
     llm_usage_completion_tokens_total   counter    provider, model
     llm_usage_total_tokens_total        counter    provider, model
     llm_tool_calls_total                counter    provider, model, tool_type, tool_name
+    llm_usage_cost_usd_total            counter    provider, model, key_name (app/accounts' prices;
+                                                   key_name is the virtual key's, else empty)
 
 and two of our own:
 
@@ -83,6 +85,8 @@ class Metrics:
             "llm_time_to_first_token",
             "Streams: milliseconds from the app receiving the request to the first body byte sent.",
             ("provider", "model"), buckets=REQUEST_BUCKETS_MS, registry=r)
+        self.usage_cost = Counter("llm_usage_cost_usd", "US dollars spent, priced by the gateway's price table.",
+                                  ("provider", "model", "key_name"), registry=r)
         self.responses_by = Children(self.responses)
         self.request_duration_by = Children(self.request_duration)
         self.gateway_overhead_by = Children(self.gateway_overhead)
@@ -107,6 +111,11 @@ class Metrics:
     def on_tool_called(self, sender: Any, *, provider: str, model: str, tool_type: str, tool_name: str,
                        **_: Any) -> None:
         self.tool_calls.labels(provider or "unknown", model or "unknown", tool_type, tool_name).inc()
+
+
+    def on_usage_recorded(self, sender: Any, *, provider: str, model: str, key_name: str, cost_usd: float,
+                          **_: Any) -> None:
+        self.usage_cost.labels(provider or "unknown", model or "unknown", key_name or "").inc(max(cost_usd, 0.0))
 
 
 def _count(value: Any) -> int:

@@ -17,7 +17,7 @@ ROOT = Path(__file__).resolve().parents[2]
 # Settings the tests' own environment must not leak into a gateway under test.
 _GATEWAY_PREFIXES = ("SERVER_", "CLIENT_", "AUTH_", "MCP_", "TELEMETRY_", "RATE_LIMIT_", "ALLOWED_MODELS",
                      "DISALLOWED_MODELS", "ENABLE_VISION", "ENVIRONMENT", "PORT", "WEB_CONCURRENCY",
-                     "MODELS_CACHE_TTL", "TRUSTED_PROXIES")
+                     "MODELS_CACHE_TTL", "TRUSTED_PROXIES", "ACCOUNTS_", "DATABASE_", "ADMIN_API_KEY", "USAGE_")
 
 
 def free_port() -> int:
