@@ -46,7 +46,7 @@ class Guard:
 
     @classmethod
     def from_settings(cls, settings: Settings) -> Guard:
-        api_keys = ApiKeys.from_settings(settings.auth_api_keys, settings.auth_api_keys_file)
+        api_keys = ApiKeys(settings.api_keys)
         issuer = settings.auth_oidc_issuer.strip()
         oidc = OidcVerifier(issuer, settings.auth_oidc_client_id) if issuer else None
         return cls(api_keys, oidc)
