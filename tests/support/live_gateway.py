@@ -63,6 +63,8 @@ class _Output:
         self.address: tuple[str, int] | None = None
         self.listening = threading.Event()  # set at the Listening line, or when the output ends
         self.ended = threading.Event()
+        self.text = ""
+        self._new_line = threading.Condition()
         self._thread = threading.Thread(target=self._copy, args=(process.stdout,), daemon=True)
         self._thread.start()
 
@@ -71,12 +73,24 @@ class _Output:
             for line in iter(stream.readline, b""):
                 log.write(line)
                 log.flush()
-                if self.address is None and (found := _LISTENING.search(line.decode(errors="replace"))):
+                decoded = line.decode(errors="replace")
+                if self.address is None and (found := _LISTENING.search(decoded)):
                     self.address = (found.group(1).strip("[]"), int(found.group(2)))
                     self.listening.set()
+                with self._new_line:
+                    self.text += decoded
+                    self._new_line.notify_all()
         stream.close()
-        self.ended.set()
+        with self._new_line:
+            self.ended.set()
+            self._new_line.notify_all()
         self.listening.set()
+
+    def wait_for(self, text: str, timeout: float) -> bool:
+        """Wait until `text` appears in the output; False if it ended or `timeout` passed first."""
+        with self._new_line:
+            return self._new_line.wait_for(lambda: text in self.text or self.ended.is_set(), timeout) \
+                and text in self.text
 
     def drain(self, timeout: float = 10) -> None:
         self.ended.wait(timeout)
@@ -99,6 +113,11 @@ class LiveGateway:
         if self.output is not None and self.process.poll() is not None:
             self.output.drain()  # everything the processes wrote before they exited
         return self.log_path.read_text(errors="replace")
+
+    def wait_for_log(self, text: str, timeout: float = 20) -> bool:
+        """Wait for a line holding `text` (an event, e.g. "Handling signal: term"); False on timeout."""
+        assert self.output is not None
+        return self.output.wait_for(text, timeout)
 
     def stop(self, timeout: float = 20, sig: signal.Signals = signal.SIGTERM) -> int:
         """Stop gunicorn (SIGTERM: graceful) and return its exit status."""
