@@ -11,8 +11,11 @@
     RequestLimits flask-limiter's notation (`60/minute;1000/hour`), checked by the `limits` parser
     StorageUri    a `limits` storage URI the synchronous flask-limiter can use, its driver installed
 
-A parser raises ValueError with the reason only; `Settings.from_environ` adds the variable's name.
-Nothing here imports gevent-sensitive modules: gunicorn's master parses the settings before forking.
+The classes name what a field holds (they pick its parser); the values of text and port fields
+are plain str and int, since socket calls refuse subclasses. A parser raises ValueError with the
+reason only; `Settings.from_environ` adds the variable's name. gunicorn's master parses the
+settings before forking: nothing here imports more than `limits` (whose ssl import gunicorn has
+already made).
 """
 
 from __future__ import annotations
@@ -36,7 +39,7 @@ class ByteSize(int):
 
 
 class Port(int):
-    """A TCP port, 0 to 65535."""
+    """A TCP port, 0 to 65535 (parsed into a plain int: socket calls refuse int subclasses)."""
 
 
 class Host(str):
@@ -118,32 +121,32 @@ def parse_comma_list(text: str) -> CommaList:
     return CommaList(part.strip() for part in text.split(",") if part.strip())
 
 
-def parse_port(text: str) -> Port:
+def parse_port(text: str) -> int:
     try:
         port = int(text.strip())
     except ValueError:
         port = -1
     if not 0 <= port <= 65535:
         raise ValueError("expected a port number from 0 to 65535")
-    return Port(port)
+    return port
 
 
-def parse_optional_port(text: str) -> Port | None:
+def parse_optional_port(text: str) -> int | None:
     return parse_port(text) if text.strip() else None
 
 
-def parse_host(text: str) -> Host:
+def parse_host(text: str) -> str:
     host = text.strip()
     if host.startswith("[") and host.endswith("]"):
         host = host[1:-1]
     try:
-        return Host(ipaddress.ip_address(host))
+        return str(ipaddress.ip_address(host))
     except ValueError:
         pass
     labels = host.rstrip(".").split(".")
     if not host or len(host) > 253 or not all(_HOST_LABEL.fullmatch(label) for label in labels):
         raise ValueError("expected an IP address or a host name")
-    return Host(host)
+    return host
 
 
 def check_http_url(url: str) -> None:
@@ -157,11 +160,11 @@ def check_http_url(url: str) -> None:
         raise ValueError("expected an http:// or https:// URL")
 
 
-def parse_http_url(text: str) -> HttpUrl:
+def parse_http_url(text: str) -> str:
     url = text.strip()
     if url:
         check_http_url(url)
-    return HttpUrl(url)
+    return url
 
 
 def parse_url_list(text: str) -> UrlList:
@@ -184,7 +187,7 @@ def parse_networks(text: str) -> Networks:
     return Networks(networks)
 
 
-def parse_rate_limits(text: str) -> RequestLimits:
+def parse_rate_limits(text: str) -> str:
     from limits.util import parse_many  # `limits` itself: the notation is exactly what flask-limiter reads
 
     limits = text.strip()
@@ -193,10 +196,10 @@ def parse_rate_limits(text: str) -> RequestLimits:
             parse_many(limits)
         except ValueError:
             raise ValueError("expected limits such as 60/minute;1000/hour") from None
-    return RequestLimits(limits)
+    return limits
 
 
-def parse_storage_uri(text: str) -> StorageUri:
+def parse_storage_uri(text: str) -> str:
     from limits.storage import SCHEMES
 
     uri = text.strip()
@@ -212,7 +215,7 @@ def parse_storage_uri(text: str) -> StorageUri:
         _ = urlsplit(uri).port
     except ValueError:
         raise ValueError("the port is not a number from 0 to 65535") from None
-    return StorageUri(uri)
+    return uri
 
 
 PARSERS = {
