@@ -203,6 +203,10 @@ class Settings:
                 check_http_url(url)
             except ValueError as exc:
                 raise ConfigError(f"invalid {pid.upper()}_API_URL={url!r}: {exc}") from None
+            if keys[pid] and "{" in url:  # the catalog's placeholder, e.g. Cloudflare's {ACCOUNT_ID}
+                placeholder = url[url.index("{"):url.index("}", url.index("{")) + 1] if "}" in url else "{"
+                raise ConfigError(f"invalid {pid.upper()}_API_URL={url!r}: replace {placeholder} "
+                                  f"(set with {pid.upper()}_API_KEY)")
         api_keys = values["auth_api_keys"]
         if values["auth_enable"] and values["auth_api_keys_file"]:
             api_keys += read_keys_file(values["auth_api_keys_file"])

@@ -21,7 +21,6 @@ from __future__ import annotations
 
 import ipaddress
 import logging
-import os
 
 from flask import Flask, g, request
 from werkzeug.datastructures import Headers
@@ -89,7 +88,7 @@ def init_app(app: Flask) -> Guard | None:
     the subject). With AUTH_ENABLE=false nothing is installed."""
     settings: Settings = app.extensions[EXTENSION_KEY].settings
     if not settings.auth_enable:
-        if os.environ.get("PORT") or not _is_loopback(settings.server_host):
+        if settings.port is not None or not _is_loopback(settings.server_host):
             log.warning("AUTH_ENABLE=false while the gateway listens on a non-loopback address: anyone who can "
                         "reach it can spend the provider keys. Set AUTH_ENABLE=true, or SERVER_HOST=127.0.0.1.")
         return None

@@ -111,6 +111,9 @@ BAD = [
     ({"OPENAI_API_URL": "https://api.openai.com:port/v1"},
      ("invalid OPENAI_API_URL='https://api.openai.com:port/v1': expected an http:// or https:// URL (its port is "
      "not a number from 0 to 65535)")),
+    ({"CLOUDFLARE_API_KEY": "cf-token"},
+     ("invalid CLOUDFLARE_API_URL='https://api.cloudflare.com/client/v4/accounts/{ACCOUNT_ID}/ai': replace "
+      "{ACCOUNT_ID} (set with CLOUDFLARE_API_KEY)")),
     ({"LOG_LEVEL": "verbose"},
      "invalid LOG_LEVEL='verbose': expected one of debug, info, warning, warn, error, critical"),
     ({"CLIENT_TLS_MIN_VERSION": "TLS11"}, "invalid CLIENT_TLS_MIN_VERSION='TLS11': expected one of TLS12, TLS13"),

@@ -23,6 +23,7 @@ REFUSED = [
     ({"MCP_ENABLE": "true", "MCP_MAX_ITERATIONS": "0"}, "MCP_MAX_ITERATIONS"),
     ({"AUTH_ENABLE": "true", "AUTH_API_KEYS": "header.payload.signature"}, "AUTH_API_KEYS"),
     ({"AUTH_ENABLE": "true", "AUTH_OIDC_ISSUER": "keycloak:8080/realms/gw"}, "AUTH_OIDC_ISSUER"),
+    ({"CLOUDFLARE_API_KEY": "cf-token"}, "CLOUDFLARE_API_URL"),  # still the catalog's {ACCOUNT_ID}
     ({"LOG_LEVEL": "verbose"}, "LOG_LEVEL"),
     ({"SERVER_HOST": "gateway host"}, "SERVER_HOST"),
     ({"PORT": "web"}, "PORT"),
