@@ -24,7 +24,7 @@ lint: install
 	$(BIN)/ruff check .
 
 docs: install
-	$(BIN)/python -c 'import sys; from app.config import configuration_markdown as m; sys.stdout.write(m())' > docs/configuration.md
+	$(BIN)/python -c 'import sys; from app.config_docs import configuration_markdown as m; sys.stdout.write(m())' > docs/configuration.md
 
 bench: install
 	BENCH_PYTHON=$(abspath $(BIN))/python bash bench/run.sh

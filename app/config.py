@@ -14,7 +14,7 @@ Names the gateway does not read but a user may bring from the Go gateway or the 
 naming the setting to use instead. The provider settings (`<ID>_API_URL`, `<ID>_API_KEY`) come
 from the provider catalog.
 
-`make docs` writes docs/configuration.md from `configuration_markdown()`.
+`make docs` writes docs/configuration.md from these declarations (app/config_docs.py).
 """
 
 from __future__ import annotations
@@ -42,7 +42,7 @@ from app.config_values import (
 )
 from app.providers.catalog import CATALOG
 
-__all__ = ["ConfigError", "Settings", "configuration_markdown", "declared_fields", "environment_with_dotenv",
+__all__ = ["RENAMED", "SECTIONS", "ConfigError", "Settings", "declared_fields", "environment_with_dotenv",
            "parse_duration"]
 
 SECTIONS = {
@@ -94,7 +94,7 @@ def setting(env: str, default: str, help: str, *, section: str, secret: bool = F
 class Settings:
     # general
     environment: str = setting("ENVIRONMENT", "production", "`development` switches logs to readable text and enables request previews in debug logs; anything else logs one JSON object per line.", section="general")
-    log_level: str = setting("LOG_LEVEL", "info", "Log level: debug, info, warning, error or critical.", section="general", choices=("debug", "info", "warning", "warn", "error", "critical"))
+    log_level: str = setting("LOG_LEVEL", "info", "Log level.", section="general", choices=("debug", "info", "warning", "warn", "error", "critical"))
     allowed_models: CommaList = setting("ALLOWED_MODELS", "", "Comma-separated models to allow (`provider/model` or bare `model`, case-insensitive). When non-empty it wins over DISALLOWED_MODELS. Filters /v1/models and gates every path that calls a model.", section="general")
     disallowed_models: CommaList = setting("DISALLOWED_MODELS", "", "Comma-separated models to refuse (403), same matching as ALLOWED_MODELS. Ignored when ALLOWED_MODELS is set.", section="general")
     enable_vision: bool = setting("ENABLE_VISION", "false", "Allow image content parts. When false, requests with images are refused with 400; when true, images go to providers whose catalog entry supports vision, and other providers answer 400.", section="general")
@@ -164,7 +164,7 @@ class Settings:
     client_max_idle_conns: int = setting("CLIENT_MAX_IDLE_CONNS", "20", "Connection pools kept per provider session.", section="client")
     client_max_idle_conns_per_host: int = setting("CLIENT_MAX_IDLE_CONNS_PER_HOST", "20", "Connections kept per provider host; size it to the concurrent requests one worker carries.", section="client")
     client_idle_conn_timeout: Duration = setting("CLIENT_IDLE_CONN_TIMEOUT", "30s", "How long the Go gateway kept an idle provider connection.", section="client", ignored="urllib3 (under requests) keeps no idle timer; a pooled connection stays until the provider closes it, and one found closed is replaced")
-    client_tls_min_version: str = setting("CLIENT_TLS_MIN_VERSION", "TLS12", "Minimum TLS version towards providers: TLS12 or TLS13.", section="client", choices=("TLS12", "TLS13"))
+    client_tls_min_version: str = setting("CLIENT_TLS_MIN_VERSION", "TLS12", "Minimum TLS version towards providers.", section="client", choices=("TLS12", "TLS13"))
     client_disable_compression: bool = setting("CLIENT_DISABLE_COMPRESSION", "true", "Ask providers for uncompressed responses (faster streaming).", section="client")
     client_response_header_timeout: Duration = setting("CLIENT_RESPONSE_HEADER_TIMEOUT", "10s", "Longest wait to connect to a provider.", section="client")
     client_expect_continue_timeout: Duration = setting("CLIENT_EXPECT_CONTINUE_TIMEOUT", "1s", "How long the Go gateway waited for a provider's `100 Continue`.", section="client", ignored=_NO_EXPECT_CONTINUE)
@@ -304,44 +304,3 @@ def environment_with_dotenv(path: str = ".env") -> dict[str, str]:
     values = {k: v for k, v in dotenv_values(path).items() if v is not None} if os.path.exists(path) else {}
     values.update(os.environ)
     return values
-
-
-def configuration_markdown() -> str:
-    """The text of docs/configuration.md."""
-    lines = ["# Configuration", "",
-             "Generated from `app/config.py` by `make docs`;",
-             "a test fails when this file is stale. Every setting is read once at start-up from the",
-             "environment, or from a `.env` file in the working directory. Durations take Go-style",
-             "values (`30s`, `1m30s`, `500ms`); booleans take true/false, 1/0, yes/no.", "",
-             "Every value is checked before gunicorn starts a worker: a bad one (or an old name below)",
-             "stops gunicorn's master with one line naming the variable, and exit status 2.", ""]
-    by_section: dict[str, list] = {key: [] for key in SECTIONS}
-    for f in declared_fields():
-        help_text = f.metadata["help"]
-        if f.metadata["ignored"]:
-            help_text = f"**Ignored** (logged at start-up when set): {f.metadata['ignored']}. {help_text}"
-        by_section[f.metadata["section"]].append((f.name, f.metadata["env"], f.metadata["default"], help_text))
-    for pid, spec in CATALOG.items():
-        by_section["providers"].append((f"{pid}_api_url", f"{pid.upper()}_API_URL", spec.url, f"{spec.display_name} API URL."))
-        by_section["providers"].append((f"{pid}_api_key", f"{pid.upper()}_API_KEY", "", f"{spec.display_name} API key (secret; never logged or returned)."))
-    for key, title in SECTIONS.items():
-        lines += [f"## {title}", "", "| Name | Environment variable | Default | Description |",
-                  "|---|---|---|---|"]
-        for name, env, default, help_text in by_section[key]:
-            shown = f"`{default}`" if default != "" else "(empty)"
-            lines.append(f"| {name} | `{env}` | {shown} | {help_text} |")
-        lines.append("")
-    ignored = [f.metadata["env"] for f in declared_fields() if f.metadata["ignored"]]
-    lines += ["## Ignored settings", "",
-              "These are accepted so that a configuration written for the Go gateway keeps working, but",
-              "they change nothing here; when one is set, gunicorn's master logs one warning line saying",
-              "why: " + ", ".join(f"`{env}`" for env in ignored) + ".", "",
-              "## Old names", "",
-              "Names from the SDK-era docs, older Go gateway releases (before v0.23) and newer ones",
-              "(`*_ENABLED`) are not read. One that is set stops start-up with a line naming the setting",
-              "to use instead, e.g. `inference-gateway: ENABLE_AUTH is not read by this gateway: set",
-              "AUTH_ENABLE instead`.", "",
-              "| Old name | Use instead |", "|---|---|"]
-    lines += [f"| `{old}` | `{new}` |" for old, new in RENAMED.items()]
-    lines.append("")
-    return "\n".join(lines)
