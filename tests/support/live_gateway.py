@@ -174,10 +174,18 @@ class GatewayLauncher:
         return gateway
 
     def expect_exit(self, env: dict[str, str], timeout: float = 30) -> subprocess.CompletedProcess:
-        """Run gunicorn with `env` where start-up must fail; returns the finished process."""
+        """Run gunicorn with `env` where start-up must fail; returns the finished process. One that
+        starts after all is stopped (its whole process group) and fails the test."""
         full_env = gateway_environ({"SERVER_HOST": "127.0.0.1", "SERVER_PORT": "0", **env})
-        return subprocess.run(gunicorn_command(), check=False, cwd=ROOT, env=full_env, capture_output=True,
-                              text=True, timeout=timeout, stdin=subprocess.DEVNULL)
+        process = subprocess.Popen(gunicorn_command(), cwd=ROOT, env=full_env, stdout=subprocess.PIPE,
+                                   stderr=subprocess.PIPE, stdin=subprocess.DEVNULL, text=True, start_new_session=True)
+        try:
+            stdout, stderr = process.communicate(timeout=timeout)
+        except subprocess.TimeoutExpired:
+            os.killpg(process.pid, signal.SIGKILL)
+            stdout, stderr = process.communicate()
+            raise AssertionError(f"gunicorn did not exit within {timeout}s:\n{stdout}{stderr}") from None
+        return subprocess.CompletedProcess(process.args, process.returncode, stdout, stderr)
 
     def stop_all(self) -> None:
         """After the test: gunicorn's quick shutdown (SIGQUIT); nothing is left to finish gracefully.
