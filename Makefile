@@ -1,10 +1,11 @@
 # Quick start: `make run` (install + start on 127.0.0.1:8080), `make test` (install + whole suite).
-# `make bench`: the benchmark against the stack's ceiling and LiteLLM (bench/README.md).
+# `make bench`: the benchmark against the stack's ceiling and LiteLLM (bench/README.md);
+# `make bench-streams`: 1,000 slow streams through one worker (bench/streams.py).
 PYTHON ?= python3
 VENV := .venv
 BIN := $(VENV)/bin
 
-.PHONY: run test lint docs install bench
+.PHONY: run test lint docs install bench bench-streams
 
 $(BIN)/.installed: requirements.txt requirements-dev.txt
 	$(PYTHON) -m venv $(VENV)
@@ -23,7 +24,10 @@ lint: install
 	$(BIN)/ruff check .
 
 docs: install
-	$(BIN)/python -c 'import sys; from app.config import configuration_markdown as m; sys.stdout.write(m())' > docs/configuration.md
+	$(BIN)/python -c 'import sys; from app.config_docs import configuration_markdown as m; sys.stdout.write(m())' > docs/configuration.md
 
 bench: install
 	BENCH_PYTHON=$(abspath $(BIN))/python bash bench/run.sh
+
+bench-streams: install
+	BENCH_PYTHON=$(abspath $(BIN))/python $(BIN)/python bench/streams.py

@@ -1,7 +1,8 @@
 """gunicorn settings, derived from the gateway's own settings (see docs/configuration.md).
 
-Read by `gunicorn wsgi:app` from the working directory. An invalid setting stops start-up here,
-in the master, with one line naming the variable and the bad value.
+Read by `gunicorn wsgi:app` from the working directory. An invalid setting (or an old name, see
+app/config.py RENAMED) stops start-up here, in the master, with one line naming the variable and
+exit status 2. A setting that is set but does nothing here is logged once as ignored (`when_ready`).
 """
 
 import math
@@ -36,8 +37,8 @@ worker_class = "app.server.worker.GatewayGeventWorker"
 workers = _settings.web_concurrency
 worker_connections = _settings.worker_connections
 
-if os.environ.get("PORT"):  # Heroku and friends
-    bind = [f"0.0.0.0:{os.environ['PORT']}"]
+if _settings.port is not None:  # Heroku and friends
+    bind = [f"0.0.0.0:{_settings.port}"]
 elif ":" in _settings.server_host:  # IPv6 literal
     bind = [f"[{_settings.server_host}]:{_settings.server_port}"]
 else:
@@ -59,6 +60,12 @@ control_socket_disable = True
 if _settings.server_tls_cert_path:
     certfile = _settings.server_tls_cert_path
     keyfile = _settings.server_tls_key_path
+
+
+def when_ready(server):
+    for line in _settings.ignored_settings():
+        server.log.warning(line)
+
 
 # The app writes its own access line (with the request id); gunicorn logs its own events in the
 # same format.
@@ -103,7 +110,7 @@ if _settings.telemetry_enable:
     from app.telemetry.exporter import ExporterError as _ExporterError
 
     # Before any worker forks and before prometheus_client is imported anywhere.
-    _exporter.prepare(host="0.0.0.0" if os.environ.get("PORT") else _settings.server_host,
+    _exporter.prepare(host="0.0.0.0" if _settings.port is not None else _settings.server_host,
                       port=_settings.telemetry_metrics_port)
 
     def on_starting(server):

@@ -48,8 +48,25 @@ def live_gateway(tmp_path) -> Iterator[GatewayLauncher]:
     launcher.stop_all()
 
 
+@pytest.fixture(scope="module")
+def module_live_gateway(tmp_path_factory: pytest.TempPathFactory) -> Iterator[GatewayLauncher]:
+    """Like `live_gateway`, for gateways shared by a module's tests (a gunicorn start costs ~1 s):
+    start one in a module-scoped fixture and reset per-test state (e.g. `module_fake_provider`)."""
+    launcher = GatewayLauncher(tmp_path_factory.mktemp("gateway"))
+    yield launcher
+    launcher.stop_all()
+
+
 @pytest.fixture
 def fake_provider() -> Iterator[FakeProvider]:
+    fake = FakeProvider().start()
+    yield fake
+    fake.stop()
+
+
+@pytest.fixture(scope="module")
+def module_fake_provider() -> Iterator[FakeProvider]:
+    """One fake provider for a module; call `.reset()` in each test (or a fixture) before use."""
     fake = FakeProvider().start()
     yield fake
     fake.stop()

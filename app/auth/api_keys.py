@@ -1,8 +1,9 @@
 """Static API keys: only their SHA-256 digests are kept, and compared in constant time.
 
 Keys come from AUTH_API_KEYS (comma list) and AUTH_API_KEYS_FILE (one per line; blank lines and
-`#` comments ignored). A key is known afterwards by its id, `key:` + the first 8 hex digits of
-its digest: stable, not secret, and what rate limits and logs see as the subject.
+`#` comments ignored), read and checked at start-up by `Settings` (`settings.api_keys`). A key is
+known afterwards by its id, `key:` + the first 8 hex digits of its digest: stable, not secret,
+and what rate limits and logs see as the subject.
 """
 
 from __future__ import annotations
@@ -10,8 +11,6 @@ from __future__ import annotations
 import hashlib
 import hmac
 from collections.abc import Iterable
-
-from app.config import ConfigError
 
 
 def key_id(digest: bytes) -> str:
@@ -24,32 +23,15 @@ def looks_like_jwt(credential: str) -> bool:
     return len(parts) == 3 and all(parts)
 
 
-def read_keys_file(path: str) -> list[str]:
-    try:
-        with open(path, encoding="utf-8") as handle:
-            lines = handle.read().splitlines()
-    except (OSError, UnicodeDecodeError) as exc:
-        reason = exc.strerror if isinstance(exc, OSError) and exc.strerror else type(exc).__name__
-        raise ConfigError(f"invalid AUTH_API_KEYS_FILE={path!r}: cannot read it ({reason})") from None
-    return [line.strip() for line in lines if line.strip() and not line.strip().startswith("#")]
-
-
 class ApiKeys:
     """The accepted keys, as digests; `identify(presented)` answers the key's id or None."""
 
     def __init__(self, keys: Iterable[str]):
         digests: dict[bytes, str] = {}
         for key in keys:
-            if looks_like_jwt(key):
-                raise ConfigError("invalid API key in AUTH_API_KEYS/AUTH_API_KEYS_FILE: a key must not have "
-                                  "the shape of a JWT (three dot-separated parts)")
             digest = hashlib.sha256(key.encode()).digest()
             digests[digest] = key_id(digest)
         self._digests = list(digests.items())
-
-    @classmethod
-    def from_settings(cls, keys: Iterable[str], keys_file: str) -> ApiKeys:
-        return cls([*keys, *(read_keys_file(keys_file) if keys_file else [])])
 
     def __len__(self) -> int:
         return len(self._digests)

@@ -21,7 +21,6 @@ from __future__ import annotations
 
 import ipaddress
 import logging
-import os
 from collections.abc import Callable
 
 from flask import Flask, g, request
@@ -55,7 +54,7 @@ class Guard:
 
     @classmethod
     def from_settings(cls, settings: Settings) -> Guard:
-        api_keys = ApiKeys.from_settings(settings.auth_api_keys, settings.auth_api_keys_file)
+        api_keys = ApiKeys(settings.api_keys)
         issuer = settings.auth_oidc_issuer.strip()
         oidc = OidcVerifier.from_settings(settings) if issuer else None
         return cls(api_keys, oidc)
@@ -102,7 +101,7 @@ def init_app(app: Flask) -> Guard | None:
     the subject). With AUTH_ENABLE=false nothing is installed."""
     settings: Settings = app.extensions[EXTENSION_KEY].settings
     if not settings.auth_enable:
-        if os.environ.get("PORT") or not _is_loopback(settings.server_host):
+        if settings.port is not None or not _is_loopback(settings.server_host):
             log.warning("AUTH_ENABLE=false while the gateway listens on a non-loopback address: anyone who can "
                         "reach it can spend the provider keys. Set AUTH_ENABLE=true, or SERVER_HOST=127.0.0.1.")
         return None

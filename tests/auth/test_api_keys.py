@@ -60,7 +60,7 @@ def test_unreadable_keys_file_is_a_clear_start_up_error(make_app, tmp_path, kind
 def test_unreadable_keys_file_stops_gunicorn_with_one_line(live_gateway, tmp_path):
     path = tmp_path / "absent.txt"
     result = live_gateway.expect_exit({"AUTH_ENABLE": "true", "AUTH_API_KEYS_FILE": str(path)})
-    assert result.returncode != 0
+    assert result.returncode == 2
     output = (result.stdout + result.stderr).strip()
     assert output.splitlines() == [f"inference-gateway: invalid AUTH_API_KEYS_FILE={str(path)!r}: not a readable file"]
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import math
 import time
 import uuid
 from concurrent.futures import ThreadPoolExecutor
@@ -10,8 +11,8 @@ from concurrent.futures import ThreadPoolExecutor
 import requests
 
 from tests.auth.conftest import API_KEY, CLIENT_ID
-from tests.support.live_gateway import free_port
 from tests.support.oidc_issuer import DISCOVERY_PATH, JWKS_PATH, OidcIssuer
+from tests.support.ports import reserved_port
 
 FILE_KEY = "file-key-live-0123456789abcdef"
 
@@ -60,7 +61,7 @@ def test_protected_routes_need_a_credential_and_logs_never_hold_it(live_gateway,
     assert "alice" in subjects and any(str(s).startswith("key:") for s in subjects)
 
 
-def test_flood_of_unknown_kids_under_gevent_costs_the_issuer_one_fetch(live_gateway, issuer):
+def test_flood_of_unknown_kids_under_gevent_costs_the_issuer_at_most_one_fetch_a_second(live_gateway, issuer):
     gateway = live_gateway({"AUTH_ENABLE": "true", "AUTH_OIDC_ISSUER": issuer.url, "AUTH_OIDC_CLIENT_ID": CLIENT_ID})
     tokens = [issuer.token(header={"kid": uuid.uuid4().hex}) for _ in range(60)]
 
@@ -68,16 +69,19 @@ def test_flood_of_unknown_kids_under_gevent_costs_the_issuer_one_fetch(live_gate
         return requests.get(gateway.url + "/v1/models", headers={"Authorization": f"Bearer {token}"},
                             timeout=10).status_code
 
+    started = time.monotonic()
     with ThreadPoolExecutor(max_workers=20) as pool:
         statuses = list(pool.map(send, tokens))
+    flood_seconds = time.monotonic() - started
     assert statuses == [401] * len(tokens)
     assert issuer.hits(DISCOVERY_PATH) == 1
-    assert issuer.hits(JWKS_PATH) == 1
+    # at most one JWKS fetch a second, however long a busy machine takes to send the flood
+    assert 1 <= issuer.hits(JWKS_PATH) <= 1 + math.ceil(flood_seconds)
     assert send(issuer.token()) == 200  # a good token still passes
 
 
 def test_issuer_down_is_503_the_worker_survives_and_recovers(live_gateway):
-    issuer = OidcIssuer(audience=CLIENT_ID, port=free_port())  # not listening yet
+    issuer = OidcIssuer(audience=CLIENT_ID, port=reserved_port())  # held, nothing listens there yet
     gateway = live_gateway({"AUTH_ENABLE": "true", "AUTH_OIDC_ISSUER": issuer.url, "AUTH_OIDC_CLIENT_ID": CLIENT_ID,
                             "AUTH_API_KEYS": API_KEY})
     http = _session()

@@ -1,13 +1,12 @@
-import itertools
-import socket
-import time
+import threading
 
 import pytest
 
 from app.config import Settings
 from app.errors import UpstreamTimeout, UpstreamUnreachable
 from app.providers.provider import Providers
-from tests.support.fake_provider import json_reply, sse_reply
+from tests.support.fake_provider import Reply, json_reply, sse_event
+from tests.support.ports import reserved_port
 
 
 def provider_at(url: str, **env: str):
@@ -15,9 +14,7 @@ def provider_at(url: str, **env: str):
 
 
 def test_unreachable_provider_is_upstream_unreachable():
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        port = s.getsockname()[1]  # nothing listens here once closed
+    port = reserved_port()  # held, never listening: connecting is refused
     with pytest.raises(UpstreamUnreachable) as info:
         provider_at(f"http://127.0.0.1:{port}/v1").request("GET", "/models")
     assert info.value.status == 502
@@ -32,23 +29,35 @@ def test_slow_provider_is_upstream_timeout(fake_provider):
 
 
 def test_body_chunks_arrive_as_sent(fake_provider):
-    fake_provider.on("POST", "/v1/chat/completions", sse_reply([{"n": 1}, {"n": 2}, {"n": 3}], delay=0.2))
+    # The provider sends each next event only once the client holds the previous one: a transport
+    # that buffered would leave the gates shut (and the provider waiting GATE_TIMEOUT).
+    gates = [threading.Event(), threading.Event()]
+    events = [sse_event({"n": n}) for n in (1, 2, 3)]
+    fake_provider.on("POST", "/v1/chat/completions", Reply(headers={"Content-Type": "text/event-stream"},
+                                                           chunks=events, pauses=[0, *gates]))
     provider = provider_at(fake_provider.url + "/v1")
-    response = provider.request("POST", "/chat/completions", json={})
-    arrivals = []
-    for chunk in provider.iter_body(response):
-        arrivals.append((time.monotonic(), chunk))
-    assert b"".join(c for _, c in arrivals).count(b"data:") == 4
-    gaps = [b[0] - a[0] for a, b in itertools.pairwise(arrivals)]
-    assert len(arrivals) >= 3 and max(gaps) >= 0.15  # pauses survive: nothing was buffered
+    received = b""
+    for chunk in provider.iter_body(provider.request("POST", "/chat/completions", json={})):
+        received += chunk
+        complete, opened = received.count(b"\n\n"), sum(gate.is_set() for gate in gates)
+        assert complete <= opened + 1  # nothing arrived before it was sent: all of it came at once
+        if complete == opened + 1 and opened < len(gates):
+            gates[opened].set()
+    assert received == b"".join(events)
 
 
 def test_stall_mid_stream_is_a_timeout_not_a_hang(fake_provider):
-    fake_provider.on("POST", "/v1/chat/completions", sse_reply([{"n": 1}, {"n": 2}], delay=1.5))
+    never = threading.Event()  # the second event waits for a gate nobody opens
+    fake_provider.on("POST", "/v1/chat/completions", Reply(headers={"Content-Type": "text/event-stream"},
+                                                           chunks=[sse_event({"n": 1}), sse_event({"n": 2})],
+                                                           pauses=[0, never]))
     provider = provider_at(fake_provider.url + "/v1", CLIENT_TIMEOUT="500ms")
+    received = b""
     with pytest.raises(UpstreamTimeout):
-        # headers come at once; the first event is 1.5 s late
-        list(provider.iter_body(provider.request("POST", "/chat/completions", json={})))
+        for chunk in provider.iter_body(provider.request("POST", "/chat/completions", json={})):
+            received += chunk
+    assert received == sse_event({"n": 1})  # the stream started, then stalled
+    never.set()
 
 
 def test_a_providers_cookie_is_never_replayed_on_a_later_request(fake_provider):

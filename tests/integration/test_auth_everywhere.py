@@ -1,21 +1,30 @@
 """Auth across features, on the real gunicorn: the gateway's credential guards every path and
 never travels on to a provider."""
 
+import pytest
 import requests
 
-from tests.support.fake_provider import json_reply, sse_reply
+from tests.support.fake_provider import FakeProvider, json_reply, sse_reply
+from tests.support.live_gateway import LiveGateway
 
 GATEWAY_KEY = "gw-key-integration-0123456789"
 
 
-def start(live_gateway, fake, **env):
-    return live_gateway({"AUTH_ENABLE": "true", "AUTH_OIDC_ISSUER": "", "AUTH_API_KEYS": GATEWAY_KEY,
-                         "OPENAI_API_URL": fake.url + "/v1", "OPENAI_API_KEY": "sk-provider-secret", **env})
+@pytest.fixture(scope="module")
+def gateway(module_live_gateway, module_fake_provider) -> LiveGateway:
+    """One guarded gateway for the module, its openai provider the module's fake."""
+    return module_live_gateway({"AUTH_ENABLE": "true", "AUTH_OIDC_ISSUER": "", "AUTH_API_KEYS": GATEWAY_KEY,
+                                "OPENAI_API_URL": module_fake_provider.url + "/v1",
+                                "OPENAI_API_KEY": "sk-provider-secret", "SERVER_WRITE_TIMEOUT": "1s"})
 
 
-def test_proxy_needs_the_gateway_key_and_forwards_only_the_providers(live_gateway, fake_provider):
+@pytest.fixture
+def fake_provider(module_fake_provider) -> FakeProvider:
+    return module_fake_provider.reset()
+
+
+def test_proxy_needs_the_gateway_key_and_forwards_only_the_providers(gateway, fake_provider):
     fake_provider.on("GET", "/v1/files", json_reply({"data": []}))
-    gateway = start(live_gateway, fake_provider)
     with requests.Session() as http:
         http.headers["Connection"] = "close"
         assert http.get(gateway.url + "/proxy/openai/files", timeout=5).status_code == 401
@@ -29,9 +38,8 @@ def test_proxy_needs_the_gateway_key_and_forwards_only_the_providers(live_gatewa
         assert GATEWAY_KEY not in str(seen.headers)
 
 
-def test_proxy_stream_is_guarded_too(live_gateway, fake_provider):
+def test_proxy_stream_is_guarded_too(gateway, fake_provider):
     fake_provider.on("POST", "/v1/responses", sse_reply([{"n": 1}], delay=0.01))
-    gateway = start(live_gateway, fake_provider)
     with requests.Session() as http:
         http.headers["Connection"] = "close"
         refused = http.post(gateway.url + "/proxy/openai/responses", json={"stream": True},
@@ -43,10 +51,9 @@ def test_proxy_stream_is_guarded_too(live_gateway, fake_provider):
     assert len(fake_provider.requests) == 1
 
 
-def test_chat_stream_is_guarded_and_the_key_stays_at_the_gateway(live_gateway, fake_provider):
+def test_chat_stream_is_guarded_and_the_key_stays_at_the_gateway(gateway, fake_provider):
     events = [{"choices": [{"index": 0, "delta": {"content": word}}]} for word in ("a", "b")]
     fake_provider.on("POST", "/v1/chat/completions", sse_reply(events, delay=0.01))
-    gateway = start(live_gateway, fake_provider)
     body = {"model": "openai/gpt-4o", "stream": True, "messages": [{"role": "user", "content": "hi"}]}
     with requests.Session() as http:
         http.headers["Connection"] = "close"

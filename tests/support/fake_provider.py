@@ -3,6 +3,8 @@
 It records every request it receives (method, path, query, headers, body) and answers by route
 with JSON, an SSE stream sent slowly event by event, or a hang. When a client goes away in the
 middle of a stream, `aborted` is set, so tests can prove the gateway closed the connection.
+A pause before a chunk can be a `threading.Event` instead of seconds: the fake waits until the
+test sets it (at most GATE_TIMEOUT), so a test can wait for an event instead of a clock.
 
     fake = FakeProvider().start()
     fake.on("POST", "/v1/chat/completions", json_reply({"id": "x"}))
@@ -35,10 +37,13 @@ class Recorded:
         return json.loads(self.body)
 
 
+GATE_TIMEOUT = 30.0  # longest wait for a test to open a gate (a pause given as a threading.Event)
+
+
 @dataclass
 class Reply:
     """What the fake answers. `chunks` are written one by one with `delay` seconds before each
-    (or `pauses[i]` seconds before chunk i, when given)."""
+    (or `pauses[i]` before chunk i, when given: seconds, or an Event the test sets)."""
 
     status: int = 200
     headers: dict[str, str] = field(default_factory=dict)
@@ -46,7 +51,7 @@ class Reply:
     chunks: list[bytes] | None = None
     delay: float = 0.0
     hang: float = 0.0  # seconds to wait before answering at all
-    pauses: list[float] | None = None
+    pauses: list[float | threading.Event] | None = None
 
 
 def json_reply(payload: Any, status: int = 200, headers: dict[str, str] | None = None, hang: float = 0.0) -> Reply:
@@ -131,7 +136,8 @@ class FakeProvider:
 
         self._server = _Server(("127.0.0.1", 0), _Handler)
         self._server.daemon_threads = True
-        threading.Thread(target=self._server.serve_forever, daemon=True).start()
+        # a short poll interval: stop() (shutdown) returns within it
+        threading.Thread(target=self._server.serve_forever, kwargs={"poll_interval": 0.05}, daemon=True).start()
         return self
 
     def stop(self) -> None:
@@ -175,7 +181,9 @@ class FakeProvider:
             handler.wfile.flush()
             for index, chunk in enumerate(reply.chunks):
                 pause = reply.pauses[index] if reply.pauses is not None else reply.delay
-                if pause:
+                if isinstance(pause, threading.Event):
+                    pause.wait(GATE_TIMEOUT)
+                elif pause:
                     time.sleep(pause)
                 handler.wfile.write(b"%x\r\n%s\r\n" % (len(chunk), chunk))
                 handler.wfile.flush()
