@@ -16,7 +16,8 @@ from pathlib import Path
 
 import requests
 
-from app.config import Settings, parse_byte_size
+from app.config import Settings
+from app.config_values import parse_byte_size
 from tests.support.fake_provider import json_reply, sse_event
 from tests.support.gated_stream import GatedStream
 from tests.support.gateway_log import access_lines
