@@ -35,7 +35,10 @@ from app.server import refusals
 from app.server.request_body import buffer_body, release
 
 CONNECTIONS_PER_SLOT = 4
-STOP_CHECK_INTERVAL = 0.5  # after the grace period, how often to end what is still running
+STOP_CHECK_INTERVAL = 0.5
+# At shutdown, how long a kept-alive connection may take to send the request it may already be
+# sending; gunicorn's own gevent worker kept idle connections for the whole grace period.
+STOP_DRAIN = 1.0  # after the grace period, how often to end what is still running
 
 IDLE, READING, SERVING, CLOSING = "idle", "reading", "serving", "closing"
 
@@ -137,6 +140,9 @@ class GatewayGeventWorker(GeventWorker):
         from app.server.shutdown import SHUTDOWN
 
         ends = time.monotonic() + self.grace_period
+        # Idle keep-alive connections get STOP_DRAIN to send a request they may be sending right
+        # now (served with `Connection: close`); then those still idle are closed.
+        gevent.sleep(min(STOP_DRAIN, self.grace_period))
         for greenlet, conn in list(self._connections.items()):
             if conn.phase == IDLE:
                 greenlet.kill(block=False)  # waiting for a request that would not be served
@@ -177,11 +183,17 @@ class _ReadingHead:
 
     def __enter__(self) -> None:
         conn = self.conn
-        if not self.worker.alive and conn.served and not (conn.buffered or _readable_now(conn.socket)):
-            # stopping: no further request on a kept-alive connection (one already sent is served,
-            # and so is the first request of a connection accepted before the stop)
-            raise StopIteration
-        if conn.served:
+        if not self.worker.alive and conn.served and not conn.buffered:
+            # Stopping: the answer just sent may not have said `Connection: close` (a stream that
+            # began before the stop), so its client may be sending the next request right now.
+            # Wait STOP_DRAIN for one (served, with `Connection: close`), else close.
+            conn.phase = IDLE
+            try:
+                _wait_for_bytes(conn.socket, STOP_DRAIN)
+            finally:
+                conn.phase = READING
+            conn.deadline = time.monotonic() + self.worker.read_timeout
+        elif conn.served:
             if not conn.buffered:
                 conn.phase = IDLE
                 try:
