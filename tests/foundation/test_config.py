@@ -113,8 +113,9 @@ BAD = [
      ("invalid OPENAI_API_URL='https://api.openai.com:port/v1': expected an http:// or https:// URL (its port is "
      "not a number from 0 to 65535)")),
     ({"CLOUDFLARE_API_KEY": "cf-token"},
-     ("invalid CLOUDFLARE_API_URL='https://api.cloudflare.com/client/v4/accounts/{ACCOUNT_ID}/ai': replace "
-      "{ACCOUNT_ID} (set with CLOUDFLARE_API_KEY)")),
+     "invalid CLOUDFLARE_API_KEY=<hidden>: set CLOUDFLARE_ACCOUNT_ID too (it fills {ACCOUNT_ID} in CLOUDFLARE_API_URL)"),
+    ({"CLOUDFLARE_ACCOUNT_ID": "abc/../x", "CLOUDFLARE_API_KEY": "cf-token"},
+     "invalid CLOUDFLARE_ACCOUNT_ID='abc/../x': expected letters and digits only"),
     ({"LOG_LEVEL": "verbose"},
      "invalid LOG_LEVEL='verbose': expected one of debug, info, warning, warn, error, critical"),
     ({"CLIENT_TLS_MIN_VERSION": "TLS11"}, "invalid CLIENT_TLS_MIN_VERSION='TLS11': expected one of TLS12, TLS13"),
