@@ -69,7 +69,8 @@ class _Reader:
         while True:
             at = self.buf.find(needle, searched - self.base)
             if at >= 0:
-                return self.base + at
+                found = self.base + at
+                return -1 if keep and limit is not None and found - self.pos > limit else found
             end = self.base + len(self.buf)
             searched = max(self.pos, end - len(needle) + 1)  # a needle may straddle the next block
             if not keep:
