@@ -17,7 +17,7 @@ from app.api.answers import answer
 from app.chat import endpoints
 from app.errors import anthropic_body, shape_errors_under
 from app.schemas import check, json_object
-from app.schemas.responses import COUNT_TOKENS, MESSAGE
+from app.schemas.messages import COUNT_TOKENS, MESSAGE
 
 PATH = "/v1/messages"
 
