@@ -213,8 +213,9 @@ class Settings:
         urls = {pid: environ.get(f"{pid.upper()}_API_URL", "").strip() or spec.url
                 for pid, spec in CATALOG.items()}
         keys = {pid: environ.get(f"{pid.upper()}_API_KEY", "").strip() for pid in CATALOG}
+        declared = {f.metadata["env"]: values[f.name] for f in declared_fields()}
         for pid, url in urls.items():
-            url = urls[pid] = _fill_placeholders(pid, url, environ, needed=bool(keys[pid]))
+            url = urls[pid] = _fill_placeholders(pid, url, declared, needed=bool(keys[pid]))
             try:
                 check_http_url(url)
             except ValueError as exc:
@@ -301,12 +302,12 @@ _PLACEHOLDER = re.compile(r"\{([A-Z_]+)\}")
 _PLACEHOLDER_VALUE = re.compile(r"[A-Za-z0-9]+")
 
 
-def _fill_placeholders(pid: str, url: str, environ: Mapping[str, str], *, needed: bool) -> str:
-    """A provider URL with each `{NAME}` replaced by <ID>_NAME (Cloudflare's {ACCOUNT_ID} by
-    CLOUDFLARE_ACCOUNT_ID). One left unfilled stops start-up when the provider has a key."""
+def _fill_placeholders(pid: str, url: str, declared: Mapping[str, Any], *, needed: bool) -> str:
+    """A provider URL with each `{NAME}` replaced by the setting <ID>_NAME (Cloudflare's {ACCOUNT_ID}
+    by CLOUDFLARE_ACCOUNT_ID). One left unfilled stops start-up when the provider has a key."""
     def value(match: re.Match[str]) -> str:
         env = f"{pid.upper()}_{match.group(1)}"
-        raw = environ.get(env, "").strip()
+        raw = str(declared.get(env) or "").strip()
         if raw and not _PLACEHOLDER_VALUE.fullmatch(raw):
             raise ConfigError(f"invalid {env}={raw!r}: expected letters and digits only")
         if not raw and needed:
