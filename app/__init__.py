@@ -24,7 +24,7 @@ def create_app(overrides: Mapping[str, str] | None = None) -> Flask:
 
     from app import accounts, cli, mcp, request_preview, telemetry
     from app.access_log import REQUEST_ID_ENVIRON_KEY, AccessLog, request_id_from
-    from app.api import chat, health, mcp_tools, models, proxy, spec
+    from app.api import chat, health, mcp_tools, media, messages, models, proxy, responses, spec
     from app.auth import guard
     from app.chat.dispatch import Dispatcher
     from app.config import Settings, environment_with_dotenv
@@ -67,6 +67,9 @@ def create_app(overrides: Mapping[str, str] | None = None) -> Flask:
     app.register_blueprint(spec.bp)
     app.register_blueprint(models.bp)
     app.register_blueprint(chat.bp)
+    app.register_blueprint(responses.bp)
+    app.register_blueprint(messages.bp)
+    app.register_blueprint(media.bp)
     app.register_blueprint(mcp_tools.bp)
     app.register_blueprint(proxy.bp)
 

@@ -179,13 +179,17 @@ class Settings:
     client_response_header_timeout: Duration = setting("CLIENT_RESPONSE_HEADER_TIMEOUT", "10s", "Longest wait for a provider's (or the OIDC issuer's) response headers, counted from the start of the request: connect + send + headers, as one bound, so a provider that trickles its headers is cut with 504 too. 0 for no bound.", section="client")
     client_expect_continue_timeout: Duration = setting("CLIENT_EXPECT_CONTINUE_TIMEOUT", "1s", "How long the Go gateway waited for a provider's `100 Continue`.", section="client", ignored=_NO_EXPECT_CONTINUE)
 
-    # providers: <ID>_API_URL and <ID>_API_KEY, from the catalog
+    # providers: <ID>_API_URL and <ID>_API_KEY come from the catalog; what else a provider needs:
+    cloudflare_account_id: str = setting("CLOUDFLARE_ACCOUNT_ID", "", "Cloudflare account id (32 hex digits, in the dashboard's URL): fills `{ACCOUNT_ID}` in CLOUDFLARE_API_URL. Required with CLOUDFLARE_API_KEY.", section="providers")
+
     provider_urls: dict[str, str] = field(default_factory=dict)
     provider_keys: dict[str, str] = field(default_factory=dict, repr=False)
     # Read at start-up: AUTH_API_KEYS plus, with AUTH_ENABLE=true, the lines of AUTH_API_KEYS_FILE.
     api_keys: tuple[str, ...] = field(default=(), repr=False)
     # The declared variables the environment (or .env) sets, defaults or not.
     explicitly_set: frozenset[str] = field(default=frozenset(), repr=False)
+    # The providers whose <ID>_API_URL is set.
+    provider_urls_set: frozenset[str] = field(default=frozenset(), repr=False)
 
     @classmethod
     def from_environ(cls, environ: Mapping[str, str] | None = None) -> Settings:
@@ -205,24 +209,23 @@ class Settings:
             except ValueError as exc:
                 shown = "<hidden>" if f.metadata["secret"] else repr(raw)
                 raise ConfigError(f"invalid {env}={shown}: {exc}") from None
+        urls_set = frozenset(pid for pid in CATALOG if environ.get(f"{pid.upper()}_API_URL", "").strip())
         urls = {pid: environ.get(f"{pid.upper()}_API_URL", "").strip() or spec.url
                 for pid, spec in CATALOG.items()}
         keys = {pid: environ.get(f"{pid.upper()}_API_KEY", "").strip() for pid in CATALOG}
+        declared = {f.metadata["env"]: values[f.name] for f in declared_fields()}
         for pid, url in urls.items():
+            url = urls[pid] = _fill_placeholders(pid, url, declared, needed=bool(keys[pid]))
             try:
                 check_http_url(url)
             except ValueError as exc:
                 raise ConfigError(f"invalid {pid.upper()}_API_URL={url!r}: {exc}") from None
-            if keys[pid] and "{" in url:  # the catalog's placeholder, e.g. Cloudflare's {ACCOUNT_ID}
-                placeholder = url[url.index("{"):url.index("}", url.index("{")) + 1] if "}" in url else "{"
-                raise ConfigError(f"invalid {pid.upper()}_API_URL={url!r}: replace {placeholder} "
-                                  f"(set with {pid.upper()}_API_KEY)")
         api_keys = values["auth_api_keys"]
         if values["auth_enable"] and values["auth_api_keys_file"]:
             api_keys += read_keys_file(values["auth_api_keys_file"])
         explicitly_set = frozenset(f.metadata["env"] for f in declared_fields() if f.metadata["env"] in environ)
         settings = cls(**values, provider_urls=urls, provider_keys=keys, api_keys=tuple(dict.fromkeys(api_keys)),
-                       explicitly_set=explicitly_set)
+                       explicitly_set=explicitly_set, provider_urls_set=urls_set)
         settings.check()
         return settings
 
@@ -260,6 +263,14 @@ class Settings:
         if self.usage_buffer_rows < 100:
             raise ConfigError(f"invalid USAGE_BUFFER_ROWS={self.usage_buffer_rows!r}: must be at least 100")
 
+    def provider_configured(self, pid: str) -> bool:
+        """A catalog provider is configured by its key (none for auth type `none`) and, where its
+        catalog URL is only an example (`requires_url`: Ollama), by <ID>_API_URL."""
+        spec = CATALOG[pid]
+        if spec.requires_url and pid not in self.provider_urls_set:
+            return False
+        return spec.auth_type == "none" or bool(self.provider_keys.get(pid))
+
     @property
     def development(self) -> bool:
         return self.environment.strip().lower() == "development"
@@ -285,6 +296,26 @@ def _parse(parser: Any, raw: str, metadata: Mapping[str, Any]) -> Any:
     if minimum is not None and value < parser(minimum):
         raise ValueError(f"must be at least {minimum}")
     return value
+
+
+_PLACEHOLDER = re.compile(r"\{([A-Z_]+)\}")
+_PLACEHOLDER_VALUE = re.compile(r"[A-Za-z0-9]+")
+
+
+def _fill_placeholders(pid: str, url: str, declared: Mapping[str, Any], *, needed: bool) -> str:
+    """A provider URL with each `{NAME}` replaced by the setting <ID>_NAME (Cloudflare's {ACCOUNT_ID}
+    by CLOUDFLARE_ACCOUNT_ID). One left unfilled stops start-up when the provider has a key."""
+    def value(match: re.Match[str]) -> str:
+        env = f"{pid.upper()}_{match.group(1)}"
+        raw = str(declared.get(env) or "").strip()
+        if raw and not _PLACEHOLDER_VALUE.fullmatch(raw):
+            raise ConfigError(f"invalid {env}={raw!r}: expected letters and digits only")
+        if not raw and needed:
+            raise ConfigError(f"invalid {pid.upper()}_API_KEY=<hidden>: set {env} too (it fills "
+                              f"{match.group(0)} in {pid.upper()}_API_URL)")
+        return raw or match.group(0)
+
+    return _PLACEHOLDER.sub(value, url)
 
 
 def read_keys_file(path: str) -> tuple[str, ...]:

@@ -1,10 +1,20 @@
 """docs/configuration.md, written from the declarations in app/config.py (`make docs`; a test
-fails when the file is stale): one table per section, what is ignored, the old names."""
+fails when the file is stale): one table per section, what is ignored, the old names.
+
+`make docs` also rewrites the two parts of openapi.yaml that the code declares: every setting
+(`components.schemas.Config.x-config`) and every provider with its endpoints
+(`components.schemas.Provider.x-provider-configs`, from the catalog). The rest of the file is
+written by hand; it is loaded and written back in one stable form (`openapi_text`).
+"""
 
 from __future__ import annotations
 
-from app.config import RENAMED, SECTIONS, declared_fields
-from app.providers.catalog import CATALOG
+from typing import Any, get_type_hints
+
+import yaml
+
+from app.config import RENAMED, SECTIONS, Settings, declared_fields
+from app.providers.catalog import CATALOG, ProviderSpec
 
 
 def configuration_markdown() -> str:
@@ -50,3 +60,67 @@ def configuration_markdown() -> str:
     lines += [f"| `{old}` | `{new}` |" for old, new in RENAMED.items()]
     lines.append("")
     return "\n".join(lines)
+
+
+# The catalog's endpoint fields, as x-provider-configs names them: (key, name, method).
+_ENDPOINTS = (
+    ("models", "list_models", "GET"), ("chat", "chat_completions", "POST"),
+    ("completions", "completions", "POST"), ("embeddings", "embeddings", "POST"),
+    ("responses", "create_response", "POST"), ("stored_response", "get_or_delete_response", "GET,DELETE"),
+    ("messages", "create_message", "POST"), ("messages_count_tokens", "count_message_tokens", "POST"),
+    ("image_generations", "create_image", "POST"), ("speech", "create_speech", "POST"),
+    ("transcriptions", "create_transcription", "POST"), ("translations", "create_translation", "POST"),
+    ("moderations", "create_moderation", "POST"),
+)
+_SETTING_TYPES = {"bool": "bool", "int": "int", "Duration": "time.Duration"}
+
+
+def provider_configs() -> dict[str, Any]:
+    def config(spec: ProviderSpec) -> dict[str, Any]:
+        endpoints = {key: {"name": name, "method": method, "endpoint": getattr(spec, f"{key}_endpoint")}
+                     for key, name, method in _ENDPOINTS if getattr(spec, f"{key}_endpoint") is not None}
+        return {"id": spec.id, "url": spec.url, "auth_type": spec.auth_type, "supports_vision": spec.supports_vision,
+                "endpoints": endpoints}
+
+    return {pid: config(spec) for pid, spec in CATALOG.items()}
+
+
+def settings_config() -> dict[str, Any]:
+    hints = get_type_hints(Settings)
+    sections: dict[str, list[dict[str, Any]]] = {key: [] for key in SECTIONS}
+    for f in declared_fields():
+        hint = hints[f.name]
+        kind = _SETTING_TYPES.get(getattr(hint, "__name__", ""), "string")
+        sections[f.metadata["section"]].append({"name": f.name, "env": f.metadata["env"], "type": kind,
+                                                "default": f.metadata["default"], "description": f.metadata["help"]})
+    for pid, spec in CATALOG.items():
+        sections["providers"].append({"name": f"{pid}_api_url", "env": f"{pid.upper()}_API_URL", "type": "string",
+                                      "default": spec.url, "description": f"{spec.display_name} API URL"})
+        sections["providers"].append({"name": f"{pid}_api_key", "env": f"{pid.upper()}_API_KEY", "type": "string",
+                                      "default": "", "secret": True, "description": f"{spec.display_name} API key"})
+    return {"sections": [{key: {"title": title, "settings": sections[key]}} for key, title in SECTIONS.items()]}
+
+
+class _SpecDumper(yaml.SafeDumper):
+    """Block style for multi-line text, no anchors: the file stays readable and diffs stay small."""
+
+    def ignore_aliases(self, data: Any) -> bool:
+        return True
+
+
+def _text(dumper: yaml.SafeDumper, value: str) -> yaml.ScalarNode:
+    style = "|" if "\n" in value else None
+    return dumper.represent_scalar("tag:yaml.org,2002:str", value, style=style)
+
+
+_SpecDumper.add_representer(str, _text)
+
+
+def openapi_text(current: str) -> str:
+    """openapi.yaml with its settings and provider configs written from the code."""
+    spec = yaml.safe_load(current)
+    schemas = spec["components"]["schemas"]
+    schemas["Provider"]["enum"] = list(CATALOG)
+    schemas["Provider"]["x-provider-configs"] = provider_configs()
+    schemas["Config"]["x-config"] = settings_config()
+    return "---\n" + yaml.dump(spec, Dumper=_SpecDumper, sort_keys=False, allow_unicode=True, width=110)

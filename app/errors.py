@@ -28,14 +28,22 @@ Bodies use the OpenAI envelope `{"error": {"message", "type", "code"}}` with
 `Content-Type: application/json`, so the `openai` SDKs show the message. Werkzeug's HTTP errors
 (404, 405, 413, bad JSON) and uncaught exceptions go through the same handler; an uncaught
 exception answers 500 with the request id, its traceback only in the log.
+
+Under a path registered with `shape_errors_under(app, "/v1/messages", anthropic_body)` every
+error the app answers, wherever it is raised (the auth guard, the rate limits, validation, an
+unknown route below it), takes that API's shape instead: the Anthropic Messages API's clients
+read only `{"type": "error", "error": {"type", "message"}}`, with Anthropic's type names
+(`ANTHROPIC_TYPES`, by status). A provider's own error (`UpstreamStatus`) still passes through
+as it came.
 """
 
 from __future__ import annotations
 
 import logging
+from collections.abc import Callable
 from typing import Any
 
-from flask import Flask, Response, g, json
+from flask import Flask, Response, current_app, g, has_request_context, json, request
 from werkzeug.exceptions import HTTPException
 
 log = logging.getLogger("gateway.errors")
@@ -57,7 +65,7 @@ class GatewayError(Exception):
         return {"error": {"message": self.message, "type": self.type, "code": self.code}}
 
     def to_response(self) -> Response:
-        response = Response(json.dumps(self.envelope()), status=self.status, mimetype="application/json")
+        response = Response(json.dumps(_shaped(self)), status=self.status, mimetype="application/json")
         response.headers.update(self.headers)
         return response
 
@@ -164,6 +172,39 @@ class UpstreamStatus(UpstreamError):
         return Response(self.body, status=self.status, content_type=self.content_type)
 
 
+# Anthropic's error type names, by status (its API documents these); others are `api_error`.
+ANTHROPIC_TYPES = {
+    400: "invalid_request_error", 401: "authentication_error", 403: "permission_error", 404: "not_found_error",
+    405: "invalid_request_error", 408: "timeout_error", 413: "request_too_large", 414: "invalid_request_error",
+    415: "invalid_request_error", 429: "rate_limit_error", 431: "invalid_request_error",
+    501: "invalid_request_error", 504: "timeout_error",
+}
+ERROR_SHAPES_KEY = "gateway.error_shapes"
+ErrorShape = Callable[[GatewayError], dict[str, Any]]
+
+
+def anthropic_body(error: GatewayError) -> dict[str, Any]:
+    """The error in the Anthropic Messages API's shape."""
+    return {"type": "error", "error": {"type": ANTHROPIC_TYPES.get(error.status, "api_error"),
+                                       "message": error.message}}
+
+
+def shape_errors_under(app: Flask, path: str, shape: ErrorShape) -> None:
+    """Answer errors on `path` and below it in another API's shape (see the module docstring)."""
+    app.extensions.setdefault(ERROR_SHAPES_KEY, {})[path.rstrip("/")] = shape
+
+
+def _shaped(error: GatewayError) -> dict[str, Any]:
+    if has_request_context():
+        shapes = current_app.extensions.get(ERROR_SHAPES_KEY)
+        if shapes:
+            path = request.path
+            for prefix, shape in shapes.items():
+                if path == prefix or path.startswith(prefix + "/"):
+                    return shape(error)
+    return error.envelope()
+
+
 _HTTP_ERRORS: dict[int, type[GatewayError]] = {
     400: InvalidRequest, 404: NotFound, 405: MethodNotAllowed, 413: PayloadTooLarge,
     415: UnsupportedMediaType,
@@ -175,8 +216,6 @@ _HTTP_MESSAGES = {
 
 
 def register_error_handlers(app: Flask) -> None:
-    from flask import request
-
     @app.errorhandler(GatewayError)
     def gateway_error(exc: GatewayError) -> Response:
         return exc.to_response()

@@ -1,31 +1,20 @@
-"""POST /v1/chat/completions, /v1/completions and /v1/embeddings: validate, dispatch, respond.
+"""POST /v1/chat/completions, /v1/completions, /v1/embeddings and /v1/moderations: validate,
+dispatch, respond.
 
 The work is in `app.chat` (routing and checks in `dispatch.py`, the call, the relay, usage).
 """
 
 from __future__ import annotations
 
-from typing import Any
+from flask import Blueprint, Response, request
 
-from flask import Blueprint, Response, current_app, request
-
-from app.api.answers import respond
+from app.api.answers import answer
 from app.chat import endpoints
-from app.chat.dispatch import EXTENSION_KEY, Dispatcher
-from app.chat.endpoints import Endpoint
 from app.schemas import check, json_object
 from app.schemas.chat import CHAT, COMPLETION, EMBEDDING, plainly_valid_chat
+from app.schemas.media import MODERATION
 
 bp = Blueprint("chat", __name__)
-
-
-def dispatcher() -> Dispatcher:
-    return current_app.extensions[EXTENSION_KEY]
-
-
-def answer(endpoint: Endpoint, payload: dict[str, Any]) -> Response:
-    return respond(dispatcher().answer(endpoint, payload, provider=request.args.get("provider"),
-                                      environ=request.environ))
 
 
 @bp.post("/v1/chat/completions")
@@ -48,3 +37,10 @@ def embeddings() -> Response:
     payload = json_object(request)
     check(EMBEDDING, payload)
     return answer(endpoints.EMBEDDINGS, payload)
+
+
+@bp.post("/v1/moderations")
+def moderations() -> Response:
+    payload = json_object(request)
+    check(MODERATION, payload)
+    return answer(endpoints.MODERATIONS, payload)

@@ -16,8 +16,10 @@ and the exception map). Nothing is fetched at import or start-up:
    request a second. A cache older than `JWKS_MAX_AGE` is refreshed on use, so keys the issuer
    withdraws stop being accepted; if that refresh fails, the cached keys stay in use and it is
    retried once per interval.
-3. The signature must verify with one of those keys, with RS256 or ES256 only (`alg: none`,
-   HS256 and the HS256-signed-with-the-public-key trick are refused before any key is picked);
+3. The signature must verify with one of those keys, with an asymmetric algorithm an identity
+   provider may use (`ALGORITHMS`: RS256/384/512, PS256/384/512, ES256/384/512, EdDSA and its
+   fully specified name Ed25519), each with the key type and curve it needs; `alg: none`, HS*
+   and the HS256-signed-with-the-public-key trick are refused before any key is picked;
    `iss` must equal the issuer, `aud` must contain the client id, `exp` (required) and `nbf`
    hold with `LEEWAY` seconds of clock skew, and `sub` names the subject.
 
@@ -32,13 +34,14 @@ import json
 import logging
 import threading
 import time
+import warnings
 from collections.abc import Callable
 from typing import Any
 
 from authlib.oidc.discovery import get_well_known_url
 from joserfc import jwt
-from joserfc.errors import ExpiredTokenError, InvalidClaimError, InvalidKeyIdError, JoseError
-from joserfc.jwk import ECKey, Key, KeySet, RSAKey
+from joserfc.errors import ExpiredTokenError, InvalidClaimError, InvalidKeyIdError, JoseError, SecurityWarning
+from joserfc.jwk import ECKey, Key, KeySet, OKPKey, RSAKey
 from joserfc.jws import JWSRegistry
 
 from app.config import Settings
@@ -47,8 +50,10 @@ from app.upstream.sessions import build_upstream
 from app.upstream.transport import Upstream
 
 log = logging.getLogger("gateway.auth")
+# joserfc warns on every EdDSA token that RFC 9864 prefers "Ed25519": the identity provider chose it, not the operator.
+warnings.filterwarnings("ignore", message="EdDSA is deprecated", category=SecurityWarning)
 
-ALGORITHMS = ("RS256", "ES256")
+ALGORITHMS = ("RS256", "RS384", "RS512", "PS256", "PS384", "PS512", "ES256", "ES384", "ES512", "EdDSA", "Ed25519")
 LEEWAY = 30  # seconds of clock skew allowed on exp and nbf
 JWKS_REFETCH_INTERVAL = 1.0  # an unknown kid refetches the JWKS when the last fetch is older than this
 JWKS_MAX_AGE = 600.0  # seconds a fetched JWKS is trusted before it is fetched again on use
@@ -160,7 +165,7 @@ class OidcVerifier:
         self._last_fetch_failed = True
         try:
             keys = KeySet([key for key in KeySet.import_key_set(self._get_json(jwks_uri)).keys
-                           if isinstance(key, (RSAKey, ECKey))])
+                           if isinstance(key, (RSAKey, ECKey, OKPKey))])
         except (UpstreamError, ValueError, TypeError, KeyError, JoseError) as exc:
             log.error("cannot fetch the OIDC issuer's keys from %s: %s", jwks_uri, _reason(exc))
             raise IssuerUnavailable(_UNAVAILABLE) from None

@@ -3,7 +3,7 @@
 The views in `app/api/chat.py` validate a body and call `Dispatcher.answer`, which routes and
 checks once, then hands over to the plain relay or the MCP agent loop:
 
-    route = resolve(model, provider_param, providers)         # dispatch.py: provider/model, ?provider
+    route = resolve(model, provider_param, providers, bare=...)  # dispatch.py: provider/model, ?provider
     environ[PROVIDER_KEY], environ[MODEL_KEY] = ...           #   request facts for logs and metrics
     policy.check(route.model_id); vision rule                 #   allow/deny lists, ENABLE_VISION, once
     meter = Meter(app, route, subject=..., stream=...)        # usage.py: usage and tool-call signals
@@ -16,12 +16,17 @@ Under both paths (call.py):
     data = complete(route, endpoint, payload, meter)                 # non-stream -> parsed JSON
     for event in stream_events(route, endpoint, payload, meter): ... # stream -> parsed events
 
-    endpoints.py  CHAT, COMPLETIONS, EMBEDDINGS as data plus small strategies (where the provider
-                  serves it, whether it streams, where usage and images are)
-    body.py       the upstream body for a route: the model rewritten, `stream_options` asked for
+    endpoints.py  every model-calling endpoint as data plus small strategies (where the provider
+                  serves it, how the upstream request is written, whether it streams, where usage
+                  and images are, how a failed stream ends, a bare-model rule); `upstream_request`
+                  builds the call `open_response` sends
+    body.py       the upstream JSON body for a route: the model rewritten, `stream_options` asked for
+    usage.py      the Meter and each API's UsageFormat (OpenAI, media, Responses, Anthropic)
+    multipart.py  an upload scanned for its fields and passed on from the spool, model rewritten
+    stored.py     kept responses (GET/DELETE /v1/responses/{id}): the provider that keeps them
     tap.py        the stream tap: reads usage and tool calls from relayed events, hides the
                   usage-only chunk the client did not ask for, closes the provider response
-    answer.py     `Answer`: status, content type and body (bytes or an event stream) for the view
+    answer.py     `Answer`: status, content type and body (bytes, an event stream, a file) for the view
 
 Nothing here imports Flask or reads `current_app`/`request`: the app (the signals' sender), the
 WSGI environ and the query's provider come in as arguments. `open_response` raises before any

@@ -10,5 +10,5 @@ from dataclasses import dataclass
 class Answer:
     status: int
     content_type: str
-    body: bytes | Iterable[bytes]  # bytes, or SSE events as they are relayed
-    stream: bool = False  # `body` is an event stream: send it as it comes, without a length
+    body: bytes | Iterable[bytes]  # bytes, or chunks (SSE events, a file) as they are relayed
+    stream: bool = False  # `body` is relayed as it comes, without a length (an event stream, or a file)

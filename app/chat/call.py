@@ -16,7 +16,6 @@ import logging
 from collections.abc import Iterator
 from typing import TYPE_CHECKING, Any
 
-from app.chat.body import upstream_body
 from app.errors import UpstreamError, UpstreamStatus
 from app.streaming import sse
 from app.upstream import sse as sse_reader
@@ -30,16 +29,13 @@ if TYPE_CHECKING:
 
 log = logging.getLogger("gateway.chat")
 
-_HEADERS = {"Content-Type": "application/json", "Accept": "application/json"}
-_STREAM_HEADERS = {"Content-Type": "application/json", "Accept": "text/event-stream"}
-
 
 def open_response(route: Route, endpoint: Endpoint, payload: dict[str, Any], *, stream: bool) -> requests.Response:
-    """POST the body built for `route` to its provider; the response, open for reading."""
+    """Send the request `endpoint` builds for `route` to its provider; the response, open for reading."""
     provider = route.provider
-    path = endpoint.path(provider)
-    response = provider.request("POST", path, data=upstream_body(route, endpoint, payload, stream=stream),
-                                stream=True, headers=_STREAM_HEADERS if stream else _HEADERS)
+    call = endpoint.upstream_request(route, payload, stream=stream)
+    response = provider.request(call.method, call.path, data=call.body, params=call.params, stream=True,
+                                headers=call.headers)
     if response.status_code < 400:
         return response
     try:

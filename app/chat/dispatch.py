@@ -3,7 +3,8 @@
     answer = dispatcher.answer(endpoint, payload, provider=request.args.get("provider"),
                                environ=request.environ)
 
-1. route: `?provider=` or the model's `provider/` prefix (400 unknown / unconfigured);
+1. route: `?provider=` or the model's `provider/` prefix, else the endpoint's rule for a bare
+   model (`claude-*` on /v1/messages) (400 unknown / unconfigured);
 2. record the request facts (provider, model) in the environ, for the access log and metrics;
 3. check ALLOWED_MODELS / DISALLOWED_MODELS (403) and the vision rule (400), once, on every path;
 4. hand over: to the MCP agent loop when the endpoint runs tools and tools are available, else
@@ -46,7 +47,8 @@ class Dispatcher:
 
     def answer(self, endpoint: Endpoint, payload: dict[str, Any], *, provider: str | None,
                environ: dict[str, Any]) -> Answer:
-        route = resolve(payload["model"], provider, self.providers)
+        model = payload["model"]
+        route = resolve(model, provider, self.providers, bare=endpoint.provider_for_bare(model))
         environ[PROVIDER_KEY] = route.provider.id
         environ[MODEL_KEY] = route.model
         self.policy.check(route.model_id)

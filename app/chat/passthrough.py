@@ -2,7 +2,9 @@
 
 A non-stream answer comes back byte for byte with the provider's status and content type. A
 stream is relayed event by event as it arrives (`app.streaming.relay`) through the stream tap;
-a provider that answers a stream request in one piece is passed on as that piece.
+a provider that answers a stream request in one piece is passed on as that piece. An endpoint
+whose answers are files (`relays_bytes`: audio) gets them chunk by chunk as they arrive, never
+read whole; a JSON answer (an error, usage) is read as usual.
 """
 
 from __future__ import annotations
@@ -14,7 +16,7 @@ from app.chat.body import hides_usage_chunk
 from app.chat.call import open_response
 from app.chat.tap import StreamTap
 from app.streaming import sse
-from app.streaming.relay import relay
+from app.streaming.relay import relay, relay_bytes
 
 if TYPE_CHECKING:
     from app.chat.endpoints import Endpoint
@@ -31,8 +33,16 @@ def passthrough(route: Route, endpoint: Endpoint, payload: dict[str, Any], meter
             tap = StreamTap(endpoint.usage, meter, response,
                             hide_usage_chunk=hides_usage_chunk(route, endpoint, payload, stream=True))
             return Answer(response.status_code, sse.MIMETYPE,
-                          relay(provider.iter_body(response), close=tap.close, look=tap.look), stream=True)
+                          relay(provider.iter_body(response), close=tap.close, look=tap.look,
+                                error_event=endpoint.stream_error), stream=True)
         meter.stream = False  # the provider answered in one piece: pass that on as it is
+    if endpoint.relays_bytes and not content_type.startswith("application/json"):
+        def close() -> None:
+            response.close()
+            meter.finish()
+
+        return Answer(response.status_code, content_type, relay_bytes(provider.iter_body(response), close=close),
+                      stream=True)
     try:
         raw = provider.read_body(response)
     finally:

@@ -4,8 +4,11 @@
 decided once, when `Providers(settings)` is built at start-up:
 
     base URL       <ID>_API_URL (or the catalog's), parsed and quoted once
-    headers        the catalog's extra headers + the credential by auth style, checked once
-                   (bearer: Authorization; xheader: x-api-key; query: ?key=; none: nothing)
+    headers        the credential by auth style, checked once (bearer: Authorization;
+                   xheader: x-api-key; query: ?key=; none: nothing), and the catalog's extra
+                   headers as defaults a caller may override (Anthropic's `anthropic-version`)
+    configured     its key (none for auth type `none`) and, where the catalog URL is only an
+                   example (Ollama), <ID>_API_URL (`Settings.provider_configured`)
     upstream       session (pool, TLS), proxy from the environment, client timeouts
                    (app.upstream), and the one exception map (502 / 504)
     model list     the reader for its kind: OpenAI's shape, or `quirks.MODEL_LISTS[kind]`
@@ -35,10 +38,12 @@ from app.upstream.sessions import build_upstream
 
 class Provider:
     def __init__(self, spec: ProviderSpec, *, url: str, api_key: str, settings: Settings, name: str | None = None,
-                 proxies: ProxyRules | None = None):
+                 proxies: ProxyRules | None = None, configured: bool | None = None):
         self.spec = spec
         self.id = name or spec.id
         self._api_key = api_key
+        self._configured = (spec.auth_type == "none" or bool(api_key)) if configured is None else configured
+        self._defaults = dict(spec.extra_headers)  # under the caller's headers: e.g. its anthropic-version wins
         self.upstream = build_upstream(settings, f"provider {self.id}", url, headers=self._fixed_headers(),
                                        compress=not settings.client_disable_compression, rules=proxies)
         self.base_url = self.upstream.base_url
@@ -49,7 +54,7 @@ class Provider:
         return f"Provider({self.id!r}, configured={self.configured})"
 
     def _fixed_headers(self) -> dict[str, str]:
-        headers = dict(self.spec.extra_headers)
+        headers: dict[str, str] = {}
         if self.spec.auth_type == "bearer" and self._api_key:
             headers["Authorization"] = f"Bearer {self._api_key}"
         elif self.spec.auth_type == "xheader" and self._api_key:
@@ -58,11 +63,12 @@ class Provider:
 
     @property
     def configured(self) -> bool:
-        return self.spec.auth_type == "none" or bool(self._api_key)
+        return self._configured
 
     @property
     def key_env(self) -> str:
-        return f"{self.id.upper()}_API_KEY"
+        """The setting that configures it: its key, or its URL where the catalog URL is an example."""
+        return f"{self.id.upper()}_API_URL" if self.spec.auth_type == "none" else f"{self.id.upper()}_API_KEY"
 
     def require_configured(self) -> None:
         if not self.configured:
@@ -83,6 +89,8 @@ class Provider:
         (`stream` is accepted for compatibility: the body is never read here)."""
         if self._auth_query:
             params = [*_as_pairs(params), *self._auth_query]
+        if self._defaults:
+            headers = {**self._defaults, **headers} if headers else self._defaults
         return self.upstream.send(method, self.base_url + path, headers=headers, params=params, **kwargs)
 
     def iter_body(self, response: requests.Response, *, decode: bool = True) -> Iterator[bytes]:
@@ -110,7 +118,7 @@ class Providers:
         proxies = ProxyRules.from_environ()
         self._by_id = {
             pid: Provider(spec, url=settings.provider_urls[pid], api_key=settings.provider_keys[pid],
-                          settings=settings, proxies=proxies)
+                          settings=settings, proxies=proxies, configured=settings.provider_configured(pid))
             for pid, spec in CATALOG.items()
         }
 

@@ -3,7 +3,8 @@
 `?provider=` wins; else the model's prefix up to the first `/` names the provider and is
 stripped (`groq/meta-llama/llama-4` -> groq, `meta-llama/llama-4`). With `?provider=X`, a model
 written `X/...` is stripped too; any other model goes upstream as written. No guessing from bare
-names. Allow/deny lists are checked against the canonical id `provider/upstream-model`.
+names, except an endpoint's own rule, asked last (`Endpoint.bare_models`: on the Anthropic
+Messages API a bare `claude-*` model is Anthropic's). Allow/deny lists are checked against the canonical id `provider/upstream-model`.
 """
 
 from __future__ import annotations
@@ -26,14 +27,21 @@ class Route:
         return f"{self.provider.id}/{self.model}"
 
 
-def resolve(model: str, provider_param: str | None, providers: Providers) -> Route:
-    """Route a request; raises UnknownProvider / ProviderNotConfigured / InvalidRequest."""
+def resolve(model: str, provider_param: str | None, providers: Providers, *, bare: str | None = None) -> Route:
+    """Route a request; raises UnknownProvider / ProviderNotConfigured / InvalidRequest.
+
+    `bare` is the provider a model named without `provider/` goes to on this endpoint (the
+    endpoint's rule: a `claude-*` model on /v1/messages is Anthropic's), asked last."""
     if provider_param:
         provider = providers.lookup(provider_param.strip().lower())
         prefix, sep, rest = model.partition("/")
         upstream = rest if sep and prefix.lower() == provider.id and rest else model
     else:
         prefix, sep, rest = model.partition("/")
+        if not sep and bare:
+            provider = providers.lookup(bare)
+            provider.require_configured()
+            return Route(provider, model)
         if not sep or not rest:
             raise InvalidRequest(
                 f"Cannot tell which provider serves model {model!r}: name it as provider/model "

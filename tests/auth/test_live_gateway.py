@@ -42,7 +42,7 @@ def test_protected_routes_need_a_credential_and_logs_never_hold_it(live_gateway,
         assert refused.json()["error"] == {"message": "missing credential", "type": "authentication_error",
                                            "code": None}
 
-    # Authenticated: served (the model list, empty here: only the unreachable default ollama is configured).
+    # Authenticated: served (the model list, empty here: no provider is configured).
     for headers in ({"Authorization": f"Bearer {token}"}, {"x-api-key": FILE_KEY}):
         served = http.get(gateway.url + "/v1/models", headers=headers, timeout=15)
         assert served.status_code == 200 and served.json()["object"] == "list"

@@ -34,8 +34,16 @@ def test_env_overrides_url_and_key_and_configured():
     assert groq.base_url == "http://127.0.0.1:9/openai/v1"
     assert groq.configured
     assert not providers.lookup("openai").configured
-    assert providers.lookup("ollama").configured  # auth type none needs no key
-    assert [p.id for p in providers.configured()] == ["ollama", "groq"]
+    assert not providers.lookup("ollama").configured  # its catalog URL is only an example: OLLAMA_API_URL
+    assert [p.id for p in providers.configured()] == ["groq"]
+    with_ollama = Providers(Settings.from_environ({"OLLAMA_API_URL": "http://127.0.0.1:9/v1"}))
+    assert with_ollama.lookup("ollama").configured  # auth type none needs no key
+
+
+def test_cloudflare_takes_its_account_id():
+    settings = Settings.from_environ({"CLOUDFLARE_API_KEY": "cf-1", "CLOUDFLARE_ACCOUNT_ID": "0a1b2c3d4e5f"})
+    assert Providers(settings).lookup("cloudflare").base_url == (
+        "https://api.cloudflare.com/client/v4/accounts/0a1b2c3d4e5f/ai")
 
 
 @pytest.mark.parametrize("pid,expected", [

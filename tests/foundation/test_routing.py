@@ -8,7 +8,8 @@ from app.providers.routing import ModelPolicy, resolve
 
 @pytest.fixture
 def providers():
-    return Providers(Settings.from_environ({"OPENAI_API_KEY": "k", "GROQ_API_KEY": "k"}))
+    return Providers(Settings.from_environ({"OPENAI_API_KEY": "k", "GROQ_API_KEY": "k",
+                                            "OLLAMA_API_URL": "http://127.0.0.1:9/v1"}))
 
 
 @pytest.mark.parametrize("model,param,pid,upstream", [
@@ -29,6 +30,17 @@ def test_bare_model_is_not_guessed(providers):
     with pytest.raises(InvalidRequest) as info:
         resolve("gpt-4o", None, providers)
     assert "provider/model" in info.value.message
+
+
+def test_an_endpoint_rule_routes_a_bare_model_last(providers):
+    anthropic = Providers(Settings.from_environ({"ANTHROPIC_API_KEY": "k", "OPENAI_API_KEY": "k"}))
+    route = resolve("claude-sonnet-4-5", None, anthropic, bare="anthropic")
+    assert (route.provider.id, route.model) == ("anthropic", "claude-sonnet-4-5")
+    # the prefix and ?provider= still win over the rule
+    assert resolve("openai/gpt-4o", None, anthropic, bare="anthropic").provider.id == "openai"
+    assert resolve("claude-x", "openai", anthropic, bare="anthropic").provider.id == "openai"
+    with pytest.raises(ProviderNotConfigured):
+        resolve("claude-sonnet-4-5", None, providers, bare="anthropic")
 
 
 def test_unknown_provider(providers):

@@ -69,7 +69,7 @@ def test_one_down_one_slow_dns_failing_the_rest_listed_with_paging_and_keys_kept
         "COHERE_API_URL": cohere.url, "COHERE_API_KEY": COHERE_KEY,
         "GROQ_API_URL": closed_port_url(), "GROQ_API_KEY": GROQ_KEY,
         "MISTRAL_API_URL": slow.url + "/v1", "MISTRAL_API_KEY": MISTRAL_KEY,
-        # ollama keeps its default http://ollama:8080/v1, a name that does not resolve here
+        "OLLAMA_API_URL": "http://ollama:8080/v1",  # a name that does not resolve here
     })
 
     started = time.monotonic()

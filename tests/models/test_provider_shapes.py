@@ -20,7 +20,7 @@ GOOGLE = "https://generativelanguage.googleapis.com/v1beta/openai/models"
 ANTHROPIC = "https://api.anthropic.com/v1/models"
 COHERE = "https://api.cohere.ai/v1/models"
 CLOUDFLARE_URL = "https://api.cloudflare.com/client/v4/accounts/0a1b2c3d4e/ai"
-CLOUDFLARE = CLOUDFLARE_URL + "/finetunes/public"
+CLOUDFLARE = CLOUDFLARE_URL + "/models/search"
 OLLAMA = "http://ollama:8080/v1/models"
 
 OPENAI_LIST = {"object": "list", "data": [
@@ -73,17 +73,18 @@ COHERE_PAGE_2 = {"models": [
      "tokenizer_url": "https://storage.googleapis.com/cohere-public/tokenizers/command-r7b-12-2024.json"},
 ]}
 CLOUDFLARE_LIST = {"result": [
-    {"id": "bc451aef-f81c-4b26-a6b6-4d7b6b0c4b3a", "name": "cf-public-cnn-summarization",
-     "description": "Summarization of news articles", "created_at": "2024-04-01 16:07:14.291",
-     "modified_at": "2024-04-01 16:07:14.291", "public": True, "model": "@cf/mistral/mistral-7b-instruct-v0.2-lora"},
-    {"id": "e2b9c4f1-1d27-4a5e-9c0b-0b6d3c1f9a77", "name": "cf-public-jigsaw-classification",
-     "description": "Toxic comment classification", "created_at": "2024-04-01 16:07:14.1",
-     "modified_at": "2024-04-01 16:07:14.1", "public": True, "model": "@cf/mistral/mistral-7b-instruct-v0.2-lora"},
-], "success": True, "errors": [], "messages": []}
+    {"id": "bc451aef-f81c-4b26-a6b6-4d7b6b0c4b3a", "name": "@cf/meta/llama-3.1-8b-instruct",
+     "description": "Llama 3.1 8B", "task": {"id": "c329a1f9", "name": "Text Generation"},
+     "created_at": "2024-04-01 16:07:14.291", "tags": [], "properties": []},
+    {"id": "e2b9c4f1-1d27-4a5e-9c0b-0b6d3c1f9a77", "name": "@cf/baai/bge-base-en-v1.5",
+     "description": "BGE embeddings", "task": {"id": "0137cdcf", "name": "Text Embeddings"},
+     "created_at": "2024-04-01 16:07:14.1", "tags": [], "properties": []},
+], "success": True, "errors": [], "messages": [],
+    "result_info": {"page": 1, "per_page": 100, "count": 2, "total_count": 2}}
 
 KEYS = {"OPENAI_API_KEY": "sk-openai-test-1", "GROQ_API_KEY": "gsk_groq_test_2", "GOOGLE_API_KEY": "AIza-google-3",
         "ANTHROPIC_API_KEY": "sk-ant-test-4", "COHERE_API_KEY": "co-test-5", "CLOUDFLARE_API_KEY": "cf-test-6",
-        "CLOUDFLARE_API_URL": CLOUDFLARE_URL, "OLLAMA_API_KEY": "never-sent-7"}
+        "CLOUDFLARE_ACCOUNT_ID": "0a1b2c3d4e", "OLLAMA_API_URL": "http://ollama:8080/v1", "OLLAMA_API_KEY": "never-sent-7"}
 
 
 def unix(text: str) -> int:
@@ -191,16 +192,32 @@ def test_cohere_pages_are_followed_with_page_token(client, upstream):
     assert all(c.request.headers["Authorization"] == "Bearer co-test-5" for c in upstream.calls)
 
 
-def test_cloudflare_result_with_go_layout_timestamps(client, upstream):
-    upstream.get(CLOUDFLARE, json=CLOUDFLARE_LIST, match=[matchers.query_param_matcher({"limit": "1000"})])
+def test_cloudflare_lists_model_names_that_chat_takes(client, upstream):
+    upstream.get(CLOUDFLARE, json=CLOUDFLARE_LIST,
+                 match=[matchers.query_param_matcher({"per_page": "100", "page": "1"})])
     data = listed(client, "cloudflare")["data"]
     assert data == [
-        {"id": "cloudflare/bc451aef-f81c-4b26-a6b6-4d7b6b0c4b3a", "object": "model",
+        {"id": "cloudflare/@cf/meta/llama-3.1-8b-instruct", "object": "model",
          "created": unix("2024-04-01T16:07:14"), "owned_by": "cloudflare", "served_by": "cloudflare"},
-        {"id": "cloudflare/e2b9c4f1-1d27-4a5e-9c0b-0b6d3c1f9a77", "object": "model",
+        {"id": "cloudflare/@cf/baai/bge-base-en-v1.5", "object": "model",
          "created": unix("2024-04-01T16:07:14"), "owned_by": "cloudflare", "served_by": "cloudflare"},
     ]
     assert upstream.calls[0].request.headers["Authorization"] == "Bearer cf-test-6"
+    assert upstream.calls[0].request.url.startswith(CLOUDFLARE_URL)  # the account id filled in
+
+
+def test_cloudflare_search_is_followed_page_by_page(client, upstream):
+    def page(number: int, names: list[str]) -> dict:
+        return {"success": True, "result": [{"id": f"uuid-{name}", "name": name} for name in names],
+                "result_info": {"page": number, "per_page": 100, "count": len(names), "total_count": 102}}
+
+    first = [f"@cf/test/model-{i}" for i in range(100)]
+    upstream.get(CLOUDFLARE, json=page(1, first), match=[matchers.query_param_matcher({"per_page": "100", "page": "1"})])
+    upstream.get(CLOUDFLARE, json=page(2, ["@cf/a/b", "@cf/c/d"]),
+                 match=[matchers.query_param_matcher({"per_page": "100", "page": "2"})])
+    ids = [m["id"] for m in listed(client, "cloudflare")["data"]]
+    assert len(ids) == 102 and ids[-2:] == ["cloudflare/@cf/a/b", "cloudflare/@cf/c/d"]
+    assert len(upstream.calls) == 2
 
 
 def test_cloudflare_unsuccessful_answer_is_a_bad_gateway_not_an_empty_list(client, upstream):
@@ -253,8 +270,19 @@ def test_all_providers_merge_in_catalog_order_and_name_the_failed(client, upstre
         assert key not in response.get_data(as_text=True) and key not in str(response.headers)
 
 
-def test_every_provider_answering_sends_no_failed_header(make_app, upstream):
+def test_an_ollama_nobody_configured_is_not_asked(make_app, upstream):
     client = make_app({"OPENAI_API_KEY": "sk-1"}).test_client()
+    upstream.get(OPENAI, json=OPENAI_LIST)
+    response = client.get("/v1/models")
+    assert response.status_code == 200 and len(response.json["data"]) == 3
+    assert "X-Gateway-Providers-Failed" not in response.headers
+    assert [call.request.url for call in upstream.calls] == [OPENAI]
+    refused = client.get("/v1/models?provider=ollama")
+    assert refused.status_code == 400 and "OLLAMA_API_URL" in refused.json["error"]["message"]
+
+
+def test_every_provider_answering_sends_no_failed_header(make_app, upstream):
+    client = make_app({"OPENAI_API_KEY": "sk-1", "OLLAMA_API_URL": "http://ollama:8080/v1"}).test_client()
     upstream.get(OPENAI, json=OPENAI_LIST)
     upstream.get(OLLAMA, json=OLLAMA_LIST)
     response = client.get("/v1/models")
@@ -268,7 +296,7 @@ def test_every_provider_answering_sends_no_failed_header(make_app, upstream):
     ({"ALLOWED_MODELS": "openai/gpt-4o-mini", "DISALLOWED_MODELS": "gpt-4o-mini"}, ["openai/gpt-4o-mini"]),
 ])
 def test_allow_and_deny_lists_filter_both_forms(make_app, upstream, policy, expected):
-    client = make_app({"OPENAI_API_KEY": "sk-1", **policy}).test_client()
+    client = make_app({"OPENAI_API_KEY": "sk-1", "OLLAMA_API_URL": "http://ollama:8080/v1", **policy}).test_client()
     upstream.get(OPENAI, json=OPENAI_LIST)
     upstream.get(OLLAMA, json=OLLAMA_LIST)
     assert sorted(m["id"] for m in client.get("/v1/models").json["data"]) == sorted(expected)

@@ -1,14 +1,17 @@
 """A real OIDC issuer on 127.0.0.1 for tests: discovery, a JWKS, and tokens signed with its keys.
 
 It serves `/.well-known/openid-configuration` and `/jwks` over HTTP, counts every request by
-path, signs tokens with RSA (RS256) or EC (ES256) keys it generates, rotates keys, and can be
-stopped and started again on the same port (to play an issuer that is down, then up).
+path, signs tokens with the keys it generates (RSA for RS*/PS*, EC P-256/P-384/P-521 for
+ES256/384/512, OKP Ed25519 for EdDSA), rotates keys, and can be stopped and started again on the
+same port (to play an issuer that is down, then up).
 `reserve()` takes a port without listening on it (connections are refused) for an issuer that
 is down from the start; `host` names it in its URL (e.g. a name only a test proxy resolves).
 
     issuer = OidcIssuer(audience="gateway").start()
     token = issuer.token(sub="alice")                 # RS256 with the current key
     issuer.token(kid=issuer.add_key("EC"))             # ES256
+    issuer.token(kid=issuer.add_key("RSA"), alg="PS384")   # any algorithm the key type allows
+    issuer.token(kid=issuer.key_for("ES512"), alg="ES512") # a served key made for that algorithm
     issuer.rotate()                                     # a new key replaces the served ones
     issuer.hits("/jwks")
 """
@@ -27,8 +30,12 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
 
 from joserfc import jwt
-from joserfc.jwk import ECKey, RSAKey
+from joserfc.jwk import ECKey, OKPKey, RSAKey
 
+# The key kind (for `OidcIssuer.add_key`) each algorithm signs with, and each kind's usual algorithm.
+KIND_FOR = {"RS256": "RSA", "RS384": "RSA", "RS512": "RSA", "PS256": "RSA", "PS384": "RSA", "PS512": "RSA",
+            "ES256": "EC", "ES384": "EC-P384", "ES512": "EC-P521", "EdDSA": "OKP", "Ed25519": "OKP"}
+DEFAULT_ALG = {"RSA": "RS256", "EC": "ES256", "EC-P384": "ES384", "EC-P521": "ES512", "OKP": "EdDSA"}
 DISCOVERY_PATH = "/.well-known/openid-configuration"
 JWKS_PATH = "/jwks"
 
@@ -80,7 +87,8 @@ class OidcIssuer:
         self.port = port
         self.host = host
         self._reserved: socket.socket | None = None
-        self.keys: dict[str, RSAKey | ECKey] = {}
+        self.keys: dict[str, RSAKey | ECKey | OKPKey] = {}
+        self.kinds: dict[str, str] = {}
         self.served: list[str] = []  # kids published in the JWKS
         self.counts: Counter[str] = Counter()
         self.discovery_overrides: dict[str, Any] = {}
@@ -91,13 +99,25 @@ class OidcIssuer:
 
     # -- keys and tokens --------------------------------------------------------------------
     def add_key(self, kind: str = "RSA", *, serve: bool = True) -> str:
+        """A new key: "RSA" (2048 bits), "EC" (P-256), "EC-P384", "EC-P521" or "OKP" (Ed25519)."""
         kid = f"{kind.lower()}-{len(self.keys) + 1}"
-        key = (RSAKey.generate_key(2048, parameters={"kid": kid, "use": "sig"}) if kind == "RSA"
-               else ECKey.generate_key("P-256", parameters={"kid": kid, "use": "sig"}))
+        parameters = {"kid": kid, "use": "sig"}
+        if kind == "RSA":
+            key: RSAKey | ECKey | OKPKey = RSAKey.generate_key(2048, parameters=parameters)
+        elif kind == "OKP":
+            key = OKPKey.generate_key("Ed25519", parameters=parameters)
+        else:
+            key = ECKey.generate_key({"EC": "P-256", "EC-P384": "P-384", "EC-P521": "P-521"}[kind], parameters=parameters)
         self.keys[kid] = key
+        self.kinds[kid] = kind
         if serve:
             self.served.append(kid)
         return kid
+
+    def key_for(self, alg: str) -> str:
+        """A served key of the kind `alg` signs with (made now if there is none)."""
+        kind = KIND_FOR[alg]
+        return next((kid for kid in self.served if self.kinds[kid] == kind), None) or self.add_key(kind)
 
     def rotate(self, kind: str = "RSA") -> str:
         """A new current key; the JWKS serves only it from now on."""
@@ -115,12 +135,14 @@ class OidcIssuer:
         claims.update(overrides)
         return {k: v for k, v in claims.items() if v is not None}
 
-    def token(self, *, kid: str | None = None, header: dict[str, Any] | None = None, **claims: Any) -> str:
-        """A token signed by the issuer's key `kid` (default: current); claims override the defaults."""
+    def token(self, *, kid: str | None = None, alg: str | None = None, header: dict[str, Any] | None = None,
+              **claims: Any) -> str:
+        """A token signed by the issuer's key `kid` (default: current) with `alg` (default: the key
+        kind's first: RS256, ES256, ES384, ES512, EdDSA); claims override the defaults."""
         kid = kid or self.current_kid
-        key = self.keys[kid]
-        alg = "RS256" if isinstance(key, RSAKey) else "ES256"
-        return jwt.encode({"alg": alg, "kid": kid, "typ": "JWT", **(header or {})}, self.claims(**claims), key)
+        alg = alg or DEFAULT_ALG[self.kinds[kid]]
+        return jwt.encode({"alg": alg, "kid": kid, "typ": "JWT", **(header or {})}, self.claims(**claims),
+                          self.keys[kid], algorithms=[alg])
 
     # -- the HTTP server --------------------------------------------------------------------
     @property
@@ -146,7 +168,7 @@ class OidcIssuer:
                     issuer.counts[path] += 1
                 if path == DISCOVERY_PATH:
                     self._json(200, {"issuer": issuer.url, "jwks_uri": issuer.url + JWKS_PATH,
-                                     "id_token_signing_alg_values_supported": ["RS256", "ES256"],
+                                     "id_token_signing_alg_values_supported": sorted(KIND_FOR),
                                      **issuer.discovery_overrides})
                 elif path == JWKS_PATH and issuer.jwks_status != 200:
                     self._json(issuer.jwks_status, {"error": "unavailable"})
