@@ -4,9 +4,11 @@
     # -> Forwarded(status, headers, body, close): the view sends it as it comes
 
 In order, each refusal before any connection is made: the path must stay inside the provider
-(`path.py`, 400); the provider must be known and configured (400); the body is read only as far
-as the model check needs (`body.py`, 413) and a JSON body's `model` must pass ALLOWED_MODELS /
-DISALLOWED_MODELS (403). The request facts (provider, model) are recorded for logs and metrics.
+(`path.py`, 400); the provider must be known and configured (400); while a model list is set, no
+write to a files or batches path (`model_check.py`, 403); the body is read only as far as the
+model check needs (`body.py`, 413; 403 for a body whose model cannot be read while a list is
+set) and the models the body and the path name must pass ALLOWED_MODELS / DISALLOWED_MODELS
+(403). The request facts (provider, model) are recorded for logs and metrics.
 Then the provider is called with the caller's headers less the ones that must not cross
 (`headers.py`) and the provider's credential (`Provider.request`, which maps failures to
 502/504). Its status, headers and body come back as it sent them: the body chunk by chunk as it
@@ -25,6 +27,7 @@ from typing import TYPE_CHECKING
 from app.errors import UpstreamError
 from app.proxy import headers as proxy_headers
 from app.proxy.body import request_body
+from app.proxy.model_check import path_models, refuse_later_calls
 from app.proxy.path import upstream_path
 from app.signals import MODEL_KEY, PROVIDER_KEY
 
@@ -55,11 +58,19 @@ def forward(providers: Providers, policy: ModelPolicy, provider_id: str, request
     environ[PROVIDER_KEY] = target.id
     target.require_configured()
 
-    body = request_body(request.stream, length=request.content_length, json_type=request.is_json,
-                        chunked="chunked" in request.headers.get("Transfer-Encoding", "").lower(), limit=body_limit)
-    if body.model:
-        policy.check(f"{target.id}/{body.model}")
-        environ[MODEL_KEY] = body.model
+    check = policy.active
+    if check:
+        refuse_later_calls(request.method, path)
+    body = request_body(request.stream, length=request.content_length, content_type=request.content_type or "",
+                        content_encoding=request.headers.get("Content-Encoding", ""),
+                        chunked="chunked" in request.headers.get("Transfer-Encoding", "").lower(), limit=body_limit,
+                        check=check)
+    models = [body.model] if body.model else []
+    models += path_models(path)
+    for model in models:
+        policy.check(f"{target.id}/{model}")
+    if models:
+        environ[MODEL_KEY] = models[0]
 
     query = environ.get("QUERY_STRING")
     upstream = target.request(request.method, f"{path}?{query}" if query else path, data=body.data,
