@@ -177,6 +177,8 @@ class Settings:
     client_tls_min_version: str = setting("CLIENT_TLS_MIN_VERSION", "TLS12", "Minimum TLS version towards providers.", section="client", choices=("TLS12", "TLS13"))
     client_disable_compression: bool = setting("CLIENT_DISABLE_COMPRESSION", "true", "Ask providers for uncompressed responses (faster streaming).", section="client")
     client_response_header_timeout: Duration = setting("CLIENT_RESPONSE_HEADER_TIMEOUT", "10s", "Longest wait for a provider's (or the OIDC issuer's) response headers, counted from the start of the request: connect + send + headers, as one bound, so a provider that trickles its headers is cut with 504 too. 0 for no bound.", section="client")
+    client_max_response_body_size: ByteSize = setting("CLIENT_MAX_RESPONSE_BODY_SIZE", "100MiB", "Largest answer body the gateway reads whole from a provider (a completion or embeddings answer, an error body) or from the OIDC issuer or an MCP server, counted after decompression; a larger one is a 502. Streams and /proxy bodies are relayed as they arrive and not bounded by it.", section="client", minimum="1KiB")
+    client_max_event_size: ByteSize = setting("CLIENT_MAX_EVENT_SIZE", "16MiB", "Largest single server-sent event the gateway accepts from a provider's stream; a stream that goes past it without an event boundary is ended with an error event (before its first byte: a 502).", section="client", minimum="1KiB")
     client_expect_continue_timeout: Duration = setting("CLIENT_EXPECT_CONTINUE_TIMEOUT", "1s", "How long the Go gateway waited for a provider's `100 Continue`.", section="client", ignored=_NO_EXPECT_CONTINUE)
 
     # providers: <ID>_API_URL and <ID>_API_KEY, from the catalog
