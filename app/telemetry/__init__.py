@@ -28,9 +28,10 @@ def init_app(app: Flask, settings: Settings) -> None:
 
     from app import signals
     from app.telemetry.metrics import Metrics
+    from app.telemetry.model_labels import ModelLabels
     from app.telemetry.observer import RequestObserver, remember_route
 
-    metrics = Metrics()
+    metrics = Metrics(ModelLabels(settings.telemetry_max_model_labels, settings.allowed_models))
     app.extensions[EXTENSION_KEY] = metrics
     # Receivers are held strongly but only for this app: blinker drops them when the app goes away.
     signals.completion_usage.connect(metrics.on_completion_usage, sender=app, weak=False)
