@@ -21,6 +21,7 @@ Under both paths (call.py):
     body.py       the upstream body for a route: the model rewritten, `stream_options` asked for
     tap.py        the stream tap: reads usage and tool calls from relayed events, hides the
                   usage-only chunk the client did not ask for, closes the provider response
+    estimate.py   the usage charged when a call's own never arrives (a cut stream), marked estimated
     answer.py     `Answer`: status, content type and body (bytes or an event stream) for the view
 
 Nothing here imports Flask or reads `current_app`/`request`: the app (the signals' sender), the

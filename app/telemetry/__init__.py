@@ -3,6 +3,7 @@
     metrics.py   the metric definitions and the signal receivers (token usage, tool calls)
     observer.py  the WSGI middleware that times and counts requests
     exporter.py  GET /metrics from gunicorn's master (multiprocess mode), wired in gunicorn.conf.py
+    model_labels.py  the `model` label's values, bounded (TELEMETRY_MAX_MODEL_LABELS, then `other`)
 
 With TELEMETRY_ENABLE=false nothing is installed: no middleware, no receivers, no upstream clock.
 This package's import is cheap on purpose (gunicorn's master imports `exporter` with the config).
