@@ -107,6 +107,7 @@ class Settings:
     # telemetry
     telemetry_enable: bool = setting("TELEMETRY_ENABLE", "false", "Serve Prometheus metrics.", section="telemetry")
     telemetry_metrics_port: Port = setting("TELEMETRY_METRICS_PORT", "9464", "Port of the metrics server (GET /metrics), one per host, summing all workers.", section="telemetry", minimum="1")
+    telemetry_max_model_labels: int = setting("TELEMETRY_MAX_MODEL_LABELS", "50", "Distinct `model` label values per provider in each worker's metrics (models named in ALLOWED_MODELS always have their own); any further model is counted as `other`, so clients cannot create unbounded series.", section="telemetry", minimum="0")
 
     # mcp
     mcp_enable: bool = setting("MCP_ENABLE", "false", "Give models the tools of the MCP servers and run their calls in the gateway.", section="mcp")
@@ -138,12 +139,14 @@ class Settings:
     auth_oidc_client_secret: str = setting("AUTH_OIDC_CLIENT_SECRET", "", "OIDC client secret.", section="auth", secret=True, ignored="the gateway only verifies tokens, with the issuer's public keys; a client secret is needed only to obtain tokens")
     auth_api_keys: CommaList = setting("AUTH_API_KEYS", "", "Comma-separated static API keys accepted as `Authorization: Bearer <key>` or `x-api-key`. A key must not have the shape of a JWT (three dot-separated parts).", section="auth", secret=True)
     auth_api_keys_file: str = setting("AUTH_API_KEYS_FILE", "", "File with one API key per line; blank lines and `#` comments are ignored. Read at start-up when AUTH_ENABLE=true, and must be readable UTF-8 text then.", section="auth")
+    auth_failure_limit: RequestLimits = setting("AUTH_FAILURE_LIMIT", "10/minute", "Failed authentications (a wrong API key, admin key or token) allowed per client address, flask-limiter syntax (`10/minute;100/hour`); past it every request from that address gets 429 with Retry-After until the window ends, even with a correct key. Counted in RATE_LIMIT_STORAGE_URI (exact across workers and hosts on Redis), whether RATE_LIMIT_ENABLE is on or not. Empty turns it off.", section="auth")
 
     # rate limits
     rate_limit_enable: bool = setting("RATE_LIMIT_ENABLE", "false", "Limit requests (and tokens) per subject.", section="rate_limit")
     rate_limit_default: RequestLimits = setting("RATE_LIMIT_DEFAULT", "60/minute;1000/hour", "Request limits per subject over every route but /health, flask-limiter syntax, `;`-separated (e.g. `60/minute;1000/hour`); empty for none.", section="rate_limit")
     rate_limit_storage_uri: StorageUri = setting("RATE_LIMIT_STORAGE_URI", "memory://", "`memory://` counts per worker process (N workers allow N times the limit); `redis://host:6379/0` shares limits exactly across every worker and host.", section="rate_limit")
     rate_limit_fail_open: bool = setting("RATE_LIMIT_FAIL_OPEN", "true", "When the limit storage is unreachable: true serves without limits and logs an error (at most every 10 s per worker), false answers 503.", section="rate_limit")
+    rate_limit_storage_backoff: Duration = setting("RATE_LIMIT_STORAGE_BACKOFF", "5s", "After a failure of the limit storage, how long each worker skips it (serving per RATE_LIMIT_FAIL_OPEN without waiting for it) before trying it again; 0 tries it on every request.", section="rate_limit")
     rate_limit_tokens_per_minute: int = setting("RATE_LIMIT_TOKENS_PER_MINUTE", "0", "Tokens per subject per minute, charged with each completion's real usage (streams too); once used up, requests are refused until the minute ends. 0 turns it off.", section="rate_limit", minimum="0")
     rate_limit_key_prefix: str = setting("RATE_LIMIT_KEY_PREFIX", "inference-gateway", "Prefix of every rate-limit key in the storage, so deployments (or test runs) can share one Redis without sharing counters.", section="rate_limit")
     trusted_proxies: Networks = setting("TRUSTED_PROXIES", "", "Comma-separated proxy addresses or CIDRs whose X-Forwarded-For is honoured.", section="rate_limit")
@@ -177,6 +180,8 @@ class Settings:
     client_tls_min_version: str = setting("CLIENT_TLS_MIN_VERSION", "TLS12", "Minimum TLS version towards providers.", section="client", choices=("TLS12", "TLS13"))
     client_disable_compression: bool = setting("CLIENT_DISABLE_COMPRESSION", "true", "Ask providers for uncompressed responses (faster streaming).", section="client")
     client_response_header_timeout: Duration = setting("CLIENT_RESPONSE_HEADER_TIMEOUT", "10s", "Longest wait for a provider's (or the OIDC issuer's) response headers, counted from the start of the request: connect + send + headers, as one bound, so a provider that trickles its headers is cut with 504 too. 0 for no bound.", section="client")
+    client_max_response_body_size: ByteSize = setting("CLIENT_MAX_RESPONSE_BODY_SIZE", "100MiB", "Largest answer body the gateway reads whole from a provider (a completion or embeddings answer, an error body) or from the OIDC issuer or an MCP server, counted after decompression; a larger one is a 502. Streams and /proxy bodies are relayed as they arrive and not bounded by it.", section="client", minimum="1KiB")
+    client_max_event_size: ByteSize = setting("CLIENT_MAX_EVENT_SIZE", "16MiB", "Largest single server-sent event the gateway accepts from a provider's stream; a stream that goes past it without an event boundary is ended with an error event (before its first byte: a 502).", section="client", minimum="1KiB")
     client_expect_continue_timeout: Duration = setting("CLIENT_EXPECT_CONTINUE_TIMEOUT", "1s", "How long the Go gateway waited for a provider's `100 Continue`.", section="client", ignored=_NO_EXPECT_CONTINUE)
 
     # providers: <ID>_API_URL and <ID>_API_KEY come from the catalog; what else a provider needs:

@@ -1,10 +1,16 @@
 """Log formatting: one JSON object per line, or readable text in development; secrets redacted.
 
-`configure_logging(...)` installs one stderr handler on the `gateway` logger. The handler
-redacts every configured secret (provider keys, API keys, client secrets) from each finished
-line — message, extra fields and traceback alike — so a secret that slips into a message or an
-exception text never reaches the log. Formatting is on every request's path (the access line),
-so it is kept cheap: one dict, one `json.dumps`, one regex scan.
+`configure_logging(...)` installs one stderr handler on the `gateway` logger, and the same
+handler on the root logger for everything else (urllib3's "Connection pool is full", other
+libraries' warnings, and Python warnings, captured), so no line leaves in another format or
+unredacted. The handler redacts every configured secret (provider keys, API keys, client
+secrets) from each finished line — message, extra fields and traceback alike — so a secret that
+slips into a message or an exception text never reaches the log. Formatting is on every
+request's path (the access line), so it is kept cheap: one dict, one `json.dumps`, one regex scan.
+
+The development text format writes the message and the extra fields with control characters
+escaped (`\n` as `\\n`): a client cannot forge a log line with `%0a` in a path. JSON lines
+escape them by nature.
 """
 
 from __future__ import annotations
@@ -50,10 +56,19 @@ class JsonFormatter(logging.Formatter):
         return json.dumps(entry, default=str)
 
 
+_CONTROL = re.compile(r"[\x00-\x1f\x7f-\x9f\u2028\u2029]")
+
+
+def _escaped(text: str) -> str:
+    """Control characters (and Unicode line separators) as escapes: one record, one line."""
+    return _CONTROL.sub(lambda found: found.group().encode("unicode_escape").decode("ascii"), text)
+
+
 class TextFormatter(logging.Formatter):
     def format(self, record: logging.LogRecord) -> str:
-        extras = " ".join(f"{k}={v}" for k, v in sorted(_extras(record).items()))
-        line = f"{time.strftime('%H:%M:%S', time.localtime(record.created))} {record.levelname:<7} {record.name}: {record.getMessage()}"
+        extras = _escaped(" ".join(f"{k}={v}" for k, v in sorted(_extras(record).items())))
+        message = _escaped(record.getMessage())
+        line = f"{time.strftime('%H:%M:%S', time.localtime(record.created))} {record.levelname:<7} {record.name}: {message}"
         if extras:
             line += f"  [{extras}]"
         if record.exc_info:
@@ -105,3 +120,14 @@ def configure_logging(*, development: bool, level: str, secrets: Iterable[str]) 
     logger.handlers[:] = [handler]
     logger.setLevel(level.upper() if level.upper() in logging._nameToLevel else "INFO")
     logger.propagate = False
+    # Everything else goes through the same handler, in place of any other writing to stderr (the
+    # plain one gunicorn.conf.py gives the root logger); the root logger keeps its level (WARNING)
+    # and any other handler (a test's capture).
+    root = logging.getLogger()
+    root.handlers[:] = [h for h in root.handlers if not _writes_to_stderr(h)] + [handler]
+    logging.captureWarnings(True)
+
+
+def _writes_to_stderr(handler: logging.Handler) -> bool:
+    return isinstance(handler, StderrHandler) or (
+        type(handler) is logging.StreamHandler and handler.stream in (sys.stderr, sys.__stderr__))

@@ -3,9 +3,13 @@
     RateLimits      what RATE_LIMIT_* configure; `init_app` builds the app's flask-limiter
                     `Limiter` and installs it with the token budget and two error handlers
     ClientAddress   the client IP; X-Forwarded-For only when the peer is in TRUSTED_PROXIES
+                    (app/client_address.py)
     TokenBudget     RATE_LIMIT_TOKENS_PER_MINUTE: checked by a before_request hook, charged by
                     the `completion_usage` receiver with each completion's real usage
     StorageAlarm    the loud log line while the storage is unreachable, at most every 10 s
+    breaker         after a storage failure the storage is skipped for RATE_LIMIT_STORAGE_BACKOFF
+                    (app/limit_storage.py): fail open serves without limits at once (a request
+                    filter exempts it from flask-limiter), fail closed answers 503 at once
 
 flask-limiter does the request limits, its own way:
 - RATE_LIMIT_DEFAULT are its *application limits*: one fixed-window counter per subject
@@ -31,11 +35,10 @@ and a storage failure surfaces before the view runs, never after an answer was p
 
 from __future__ import annotations
 
-import ipaddress
 import logging
 import math
 import time
-from collections.abc import Iterable, Mapping
+from collections.abc import Mapping
 from contextvars import ContextVar
 from typing import Any
 
@@ -46,8 +49,10 @@ from limits.errors import StorageError
 from limits.storage import Storage
 from limits.strategies import FixedWindowRateLimiter
 
+from app.client_address import ClientAddress
 from app.config import Settings
 from app.errors import RateLimited, ServiceUnavailable
+from app.limit_storage import StorageBreaker, storage_breaker, storage_options
 from app.public_routes import is_public
 from app.signals import SUBJECT_KEY, completion_usage
 
@@ -58,9 +63,6 @@ LIMIT_KEY = "gateway.rate_limit_key"
 # The key of the request whose response is being sent: a stream's usage may be reported after the
 # request context is gone (the response is iterated in the same greenlet/thread, so this survives).
 RESPONSE_KEY: ContextVar[str | None] = ContextVar("rate_limit_response_key", default=None)
-# Without timeouts a Redis host that drops packets would hang every request.
-REDIS_OPTIONS = {"socket_connect_timeout": 2, "socket_timeout": 2}
-REDIS_SCHEMES = ("redis://", "rediss://", "redis+unix://")
 SERVED_WITHOUT_LIMITS = "serving WITHOUT rate limits (RATE_LIMIT_FAIL_OPEN=true)"
 REFUSED = "answering 503 (RATE_LIMIT_FAIL_OPEN=false)"
 
@@ -76,41 +78,6 @@ def forget_response_key() -> None:
 def public_request() -> bool:
     """flask-limiter request filter: the public routes are never limited nor counted."""
     return is_public(request.path)
-
-
-class ClientAddress:
-    """The client's IP address as this gateway can trust it.
-
-    The direct peer, unless the peer is a trusted proxy: then X-Forwarded-For is read from the
-    right, skipping trusted proxies, and the first hop that is not one is the client. Hops further
-    left were written by the client itself and prove nothing. A malformed hop stops the walk at the
-    last address a trusted proxy vouched for.
-    """
-
-    def __init__(self, trusted: Iterable[ipaddress.IPv4Network | ipaddress.IPv6Network | str]):
-        # Settings has parsed and checked TRUSTED_PROXIES; ip_network() returns a network as it is.
-        self.trusted = tuple(ipaddress.ip_network(entry, strict=False) for entry in trusted)
-
-    def __call__(self, environ: Mapping[str, Any]) -> str:
-        peer = environ.get("REMOTE_ADDR") or "unknown"
-        if not self.trusted or not self.is_trusted(peer):
-            return peer
-        client = peer
-        for hop in reversed(environ.get("HTTP_X_FORWARDED_FOR", "").split(",")):
-            try:
-                client = str(ipaddress.ip_address(hop.strip()))
-            except ValueError:
-                break
-            if not self.is_trusted(client):
-                break
-        return client
-
-    def is_trusted(self, address: str) -> bool:
-        try:
-            ip = ipaddress.ip_address(address)
-        except ValueError:
-            return False
-        return any(ip in network for network in self.trusted)
 
 
 class StorageAlarm:
@@ -141,7 +108,7 @@ class StorageErrorFilter(logging.Filter):
         if isinstance(exc, StorageError) and has_app_context():
             limits = current_app.extensions.get(EXTENSION_KEY)
             if limits is not None:
-                limits.alarm.raise_alarm(SERVED_WITHOUT_LIMITS, exc)
+                limits.failed(SERVED_WITHOUT_LIMITS, exc)
                 return False
         return True
 
@@ -185,19 +152,21 @@ class RateLimits:
         self.tokens_per_minute = settings.rate_limit_tokens_per_minute
         self.client_address = ClientAddress(settings.trusted_proxies)
         self.alarm = StorageAlarm()
+        self.breaker = StorageBreaker(float(settings.rate_limit_storage_backoff))  # the app's, from init_app
         self.tokens: TokenBudget | None = None
-        options: dict[str, Any] = {"wrap_exceptions": True, "key_prefix": self.key_prefix}
-        if self.storage_uri.startswith(REDIS_SCHEMES):
-            options.update(REDIS_OPTIONS)
+        options = storage_options(self.storage_uri, self.key_prefix)
         self.limiter = Limiter(
             self.limit_key, application_limits=[self.request_limits] if self.request_limits else [],
             strategy="fixed-window", storage_uri=self.storage_uri, storage_options=options, headers_enabled=True,
             swallow_errors=self.fail_open, in_memory_fallback_enabled=False)
         self.limiter.request_filter(public_request)
+        self.limiter.request_filter(self.storage_skipped)
 
     def init_app(self, app: Flask) -> None:
         """Install after the auth guard (whose hook names the subject these limits count)."""
         app.extensions[EXTENSION_KEY] = self
+        self.breaker = storage_breaker(app, self.breaker.pause)
+        app.before_request(self.refuse_while_broken)
         if self.tokens_per_minute:
             app.before_request(self.check_tokens)  # before flask-limiter's own check
         self.limiter.init_app(app)
@@ -228,11 +197,22 @@ class RateLimits:
         return key
 
     # -- before and after each request ----------------------------------------------------------
+    def storage_skipped(self) -> bool:
+        """flask-limiter request filter: exempt while the breaker is open and RATE_LIMIT_FAIL_OPEN=true."""
+        return self.fail_open and self.breaker.open
+
+    def refuse_while_broken(self) -> None:
+        """RATE_LIMIT_FAIL_OPEN=false: 503 at once while the breaker is open (no storage call to wait for)."""
+        if not self.fail_open and self.breaker.open and request.endpoint is not None and not is_public(request.path):
+            raise self.unavailable()
+
     def check_tokens(self) -> None:
         if request.endpoint is None or is_public(request.path):
             return
         key = self.limit_key()
         RESPONSE_KEY.set(key)
+        if self.breaker.open:
+            return  # fail open (closed was refused already): served without the token limit
         try:
             self.tokens.check(key)
         except StorageError as exc:
@@ -240,7 +220,7 @@ class RateLimits:
 
     def read_window(self) -> None:
         current = self.limiter.current_limit
-        if current is None:
+        if current is None or self.breaker.open:
             return
         try:
             current.remaining  # noqa: B018 -- fetched now, kept on the limit for the headers
@@ -250,8 +230,13 @@ class RateLimits:
     def storage_failed(self, exc: StorageError, consequence: str) -> None:
         """RATE_LIMIT_FAIL_OPEN: log (at most every 10 s) and serve, or answer 503."""
         if not self.fail_open:
-            self.alarm.raise_alarm(REFUSED, exc)
+            self.failed(REFUSED, exc)
             raise self.unavailable() from None
+        self.failed(consequence, exc)
+
+    def failed(self, consequence: str, exc: StorageError) -> None:
+        """Every storage failure: the breaker opens, the alarm rings (at most every 10 s)."""
+        self.breaker.trip()
         self.alarm.raise_alarm(consequence, exc)
 
     def forget_key_on_close(self, response: Response) -> Response:
@@ -274,7 +259,7 @@ class RateLimits:
 
     def storage_unavailable(self, exc: StorageError) -> Response:
         """flask-limiter raised a storage error (RATE_LIMIT_FAIL_OPEN=false: it swallows none)."""
-        self.alarm.raise_alarm(REFUSED, exc)
+        self.failed(REFUSED, exc)
         return self.unavailable().to_response()
 
     @staticmethod
@@ -302,7 +287,10 @@ class RateLimits:
         else:
             log.warning("%d tokens not charged: usage reported outside any limited request", tokens)
             return
+        if self.breaker.open:  # the storage failed moments ago: not charged, counted in the alarm's next line
+            self.alarm.unlogged += 1
+            return
         try:
             self.tokens.charge(key, tokens)
         except StorageError as exc:
-            self.alarm.raise_alarm(f"{tokens} tokens not charged", exc)
+            self.failed(f"{tokens} tokens not charged", exc)

@@ -3,10 +3,12 @@
 Signals (blinker, as Flask uses) are sent with the Flask app as sender, through `send`, always
 inside an app context (a stream's usage is known after its request has gone):
 
-    completion_usage   a completion's token usage is known (for streams: when the stream ends)
+    completion_usage   a model call's token usage is known (for streams: when the stream ends);
+                       every call is reported, /proxy included: one whose usage never came (a
+                       cut stream, an answer without usage) with an estimate (app/chat/estimate.py)
                        kwargs: provider (id), model (upstream model), usage (dict with
-                       prompt_tokens, completion_tokens, total_tokens), subject (str | None),
-                       stream (bool)
+                       prompt_tokens, completion_tokens, total_tokens, and `estimated: True`
+                       when it is the gateway's estimate), subject (str | None), stream (bool)
     tool_called        the model called a tool (client's or MCP)
                        kwargs: provider, model, tool_type ("mcp" | "standard_tool_use"), tool_name
     usage_recorded     a request's model calls were priced and written to the usage ledger
@@ -21,7 +23,8 @@ after the view has returned, streams included:
     SUBJECT_KEY   the authenticated subject (JWT `sub` or API key id); absent when auth is off
     KEY_NAME_KEY  the virtual key's name (app/accounts), when the request used one
     USAGE_KEY     the request's tokens and cost, {prompt_tokens, completion_tokens, total_tokens,
-                  cost_usd}, set as the response closes (app/accounts)
+                  cost_usd}, plus `estimated: true` when any of it was estimated, set as the
+                  response closes (app/accounts)
 """
 
 from __future__ import annotations

@@ -44,7 +44,7 @@ def init_app(app: Flask, settings: Settings, price_overrides: Mapping[str, Any] 
     from app.accounts.database import Database
     from app.accounts.feature import EXTENSION_KEY, Accounts
     from app.accounts.key_cache import KeyCache
-    from app.accounts.key_limits import KeyLimits, limit_storage
+    from app.accounts.key_limits import KeyLimits
     from app.accounts.ledger import LedgerWriter
     from app.accounts.model_access import KeyModelPolicy
     from app.accounts.prices import PriceTable
@@ -55,13 +55,15 @@ def init_app(app: Flask, settings: Settings, price_overrides: Mapping[str, Any] 
     from app.auth.guard import AUTH_EXTENSION_KEY
     from app.auth.virtual_keys import VirtualKeyCredentials
     from app.extensions import EXTENSION_KEY as GATEWAY_KEY
+    from app.limit_storage import open_storage, storage_breaker
 
     database = Database.from_url(settings.database_url)
     store = KeyStore(database)
     cache = KeyCache(store)
-    limits = KeyLimits(limit_storage(settings.rate_limit_storage_uri, settings.rate_limit_key_prefix),
+    limits = KeyLimits(open_storage(settings.rate_limit_storage_uri, settings.rate_limit_key_prefix),
                        spend_counter(settings.rate_limit_storage_uri, settings.rate_limit_key_prefix, database),
-                       fail_open=settings.rate_limit_fail_open)
+                       fail_open=settings.rate_limit_fail_open,
+                       breaker=storage_breaker(app, float(settings.rate_limit_storage_backoff)))
     writer = LedgerWriter(database, interval=float(settings.usage_flush_interval),
                           max_rows=settings.usage_buffer_rows)
     credentials = VirtualKeyCredentials(cache)

@@ -112,9 +112,12 @@ class Accounts:
             priced = all(call.priced for call in tally.calls)
         prompt, completion, total = tally.prompt_tokens, tally.completion_tokens, tally.total_tokens
         subject = environ.get(signals.SUBJECT_KEY)
+        estimated = any(call.estimated for call in tally.calls)
         if tally.calls:
             environ[signals.USAGE_KEY] = {"prompt_tokens": prompt, "completion_tokens": completion,
                                           "total_tokens": total, "cost_usd": round(cost, 8)}
+            if estimated:
+                environ[signals.USAGE_KEY]["estimated"] = True
         self.writer.add({
             "time": outcome.started,
             "request_id": str(environ.get(REQUEST_ID_ENVIRON_KEY) or "-")[:128],
@@ -133,6 +136,7 @@ class Accounts:
             "status": outcome.status,
             "latency_ms": round(outcome.latency_ms, 3),
             "streamed": outcome.event_stream or any(call.stream for call in tally.calls),
+            "estimated": estimated,
         }, tally.deltas)
         if tally.calls and signals.usage_recorded.receivers:
             signals.usage_recorded.send(self.app, provider=provider or "unknown", model=model or "unknown",

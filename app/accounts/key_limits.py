@@ -10,7 +10,8 @@ the shared spend counter (spend.py). Refusals are 429 `rate_limit_error` with th
 `rate_limit_exceeded`, `token_limit_exceeded` and `budget_exceeded`, and a `Retry-After`.
 
 When the storage cannot be reached, RATE_LIMIT_FAIL_OPEN decides, as for the other limits: serve
-and log an error (at most every 10 s per worker), or answer 503.
+and log an error (at most every 10 s per worker), or answer 503. After a failure the app's storage
+breaker (app/limit_storage.py) skips the storage for RATE_LIMIT_STORAGE_BACKOFF, deciding at once.
 """
 
 from __future__ import annotations
@@ -23,7 +24,7 @@ from datetime import UTC, datetime
 
 from limits import RateLimitItemPerMinute
 from limits.errors import StorageError
-from limits.storage import Storage, storage_from_string
+from limits.storage import Storage
 from limits.strategies import FixedWindowRateLimiter
 from sqlalchemy.exc import SQLAlchemyError
 
@@ -31,23 +32,16 @@ from app.accounts.budgets import iso, period_window
 from app.accounts.spend import SpendCounter, SpendDelta
 from app.accounts.store import KeyRecord
 from app.errors import RateLimited, ServiceUnavailable
+from app.limit_storage import StorageBreaker
 
 log = logging.getLogger("gateway.accounts")
 
-REDIS_OPTIONS = {"socket_connect_timeout": 2, "socket_timeout": 2}
 # What a failing spend counter or limit storage raises.
 try:
     from redis.exceptions import RedisError
 except ImportError:  # pragma: no cover - redis is a dependency
     RedisError = OSError  # type: ignore[misc,assignment]
 STORE_ERRORS = (StorageError, SQLAlchemyError, RedisError, OSError)
-
-
-def limit_storage(uri: str, prefix: str) -> Storage:
-    options: dict = {"wrap_exceptions": True, "key_prefix": prefix}
-    if uri.startswith(("redis://", "rediss://", "redis+unix://")):
-        options.update(REDIS_OPTIONS)
-    return storage_from_string(uri, **options)
 
 
 class Alarm:
@@ -72,10 +66,11 @@ class KeyLimits:
     REQUESTS, TOKENS = "vkey-requests", "vkey-tokens"
 
     def __init__(self, storage: Storage, spend: SpendCounter, *, fail_open: bool,
-                 now: Callable[[], datetime] = lambda: datetime.now(UTC)):
+                 now: Callable[[], datetime] = lambda: datetime.now(UTC), breaker: StorageBreaker | None = None):
         self.counter = FixedWindowRateLimiter(storage)
         self.spend = spend
         self.fail_open = fail_open
+        self.breaker = breaker or StorageBreaker(0)
         self.now = now
         self.alarm = Alarm()
         self._items: dict[int, RateLimitItemPerMinute] = {}
@@ -90,6 +85,9 @@ class KeyLimits:
     def check(self, record: KeyRecord) -> None:
         if record.budget_usd is None and record.tpm is None and record.rpm is None:
             return
+        if self.breaker.open:
+            self._unchecked(record, None)
+            return
         try:
             if record.budget_usd is not None:
                 self._check_budget(record)
@@ -98,9 +96,15 @@ class KeyLimits:
             if record.rpm is not None:
                 self._hit_requests(record)
         except STORE_ERRORS as exc:
-            if not self.fail_open:
-                raise ServiceUnavailable("The key's limits cannot be checked right now; try again shortly.",
-                                         code="rate_limit_storage_unavailable") from None
+            self.breaker.trip()
+            self._unchecked(record, exc)
+
+    def _unchecked(self, record: KeyRecord, exc: BaseException | None) -> None:
+        """The storage failed (`exc`) or is being skipped: 503, or served and logged (RATE_LIMIT_FAIL_OPEN)."""
+        if not self.fail_open:
+            raise ServiceUnavailable("The key's limits cannot be checked right now; try again shortly.",
+                                     code="rate_limit_storage_unavailable")
+        if exc is not None:
             self.alarm.ring(f"key limits not checked for {record.id} (RATE_LIMIT_FAIL_OPEN=true: served)", exc)
 
     def _check_budget(self, record: KeyRecord) -> None:
@@ -144,17 +148,22 @@ class KeyLimits:
     def charge(self, record: KeyRecord, tokens: int, usd: float, at: datetime) -> SpendDelta | None:
         """Count a finished call's tokens and spend. Never raises: a failure is logged and, for the spend,
         handed back as a delta for the ledger writer to store later."""
-        if record.tpm is not None and tokens > 0:
+        skipped = self.breaker.open
+        if record.tpm is not None and tokens > 0 and not skipped:
             try:
                 self.counter.hit(self._per_minute(record.tpm), self.TOKENS, record.id, cost=tokens)
             except STORE_ERRORS as exc:
+                self.breaker.trip()
                 self.alarm.ring(f"{tokens} tokens not counted against key {record.id}", exc)
         if record.budget_usd is None or usd <= 0:
             return None
         start, _ = period_window(record.budget_period, at)
+        if skipped:
+            return SpendDelta(record.id, record.budget_period, start, usd)
         try:
             return self.spend.add(record, start, usd)
         except STORE_ERRORS as exc:
+            self.breaker.trip()
             self.alarm.ring(f"spend of key {record.id} not shared now (kept for the database)", exc)
             return SpendDelta(record.id, record.budget_period, start, usd)
 

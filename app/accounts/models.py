@@ -4,7 +4,8 @@
                     cache knows with one tiny query whether it must reload (see key_cache.py)
     virtual_keys    a key's settings and the SHA-256 of its secret (never the secret)
     key_spend       spend per key, budget period and period start (kept for keys with a budget)
-    usage_ledger    one row per model call (completion, embedding, proxied call)
+    usage_ledger    one row per request that called a model (completion, embedding, proxied call);
+                    `estimated` when its tokens are the gateway's estimate
 
 Times are stored as naive UTC and come back as aware UTC datetimes on every database (`UtcDateTime`).
 Money is a float of US dollars: the ledger reports, it does not invoice.
@@ -15,7 +16,7 @@ from __future__ import annotations
 from datetime import UTC, datetime
 from typing import Any
 
-from sqlalchemy import JSON, BigInteger, Boolean, DateTime, Float, Index, Integer, String
+from sqlalchemy import JSON, BigInteger, Boolean, DateTime, Float, Index, Integer, String, false
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
 from sqlalchemy.types import TypeDecorator
 
@@ -106,3 +107,5 @@ class UsageRecord(Base):
     status: Mapped[int] = mapped_column(Integer, nullable=False)
     latency_ms: Mapped[float] = mapped_column(Float, nullable=False)
     streamed: Mapped[bool] = mapped_column(Boolean, nullable=False, default=False)
+    # the tokens are the gateway's estimate (a cut stream, an answer without usage: app/chat/estimate.py)
+    estimated: Mapped[bool] = mapped_column(Boolean, nullable=False, default=False, server_default=false())

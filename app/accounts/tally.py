@@ -25,6 +25,7 @@ class Call:
     stream: bool
     cost_usd: float = 0.0
     priced: bool = False
+    estimated: bool = False  # the usage is the gateway's estimate (app/chat/estimate.py)
 
 
 @dataclass(slots=True)
@@ -61,4 +62,5 @@ def count(value: Any) -> int:
 
 def call_of(provider: str | None, model: str | None, usage: dict[str, Any], stream: bool) -> Call:
     prompt, completion = count(usage.get("prompt_tokens")), count(usage.get("completion_tokens"))
-    return Call(provider, model, prompt, completion, count(usage.get("total_tokens")) or prompt + completion, stream)
+    return Call(provider, model, prompt, completion, count(usage.get("total_tokens")) or prompt + completion, stream,
+                estimated=usage.get("estimated") is True)

@@ -35,9 +35,9 @@ class AdminKey:
         authorization = headers.get("Authorization")
         if authorization is None and not headers.get("X-Api-Key"):
             raise AuthenticationFailed("missing credential: the admin API takes Authorization: Bearer <ADMIN_API_KEY>")
-        scheme, _, credential = (authorization or "").strip().partition(" ")
-        if scheme.lower() == "bearer" and credential.strip():
-            presented = hashlib.sha256(credential.strip().encode()).digest()
+        scheme, _, credential = (authorization or "").strip(" \t").partition(" ")
+        if scheme.lower() == "bearer" and credential.strip(" \t"):
+            presented = hashlib.sha256(credential.strip(" \t").encode()).digest()
             if hmac.compare_digest(presented, self.digest):
                 return
         if self.ordinary is not None:

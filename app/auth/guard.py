@@ -13,7 +13,9 @@ Credentials, in order:
 On success the subject (the JWT's `sub`, or the key's id `key:<8 hex>`) is stored in
 `request.environ[SUBJECT_KEY]` (for WSGI middleware such as the access log) and `g.subject`.
 A refusal is `AuthenticationFailed` (401, `WWW-Authenticate: Bearer`) with a short reason that
-never repeats the credential. The credential itself is never logged, and never forwarded:
+never repeats the credential. Failed attempts are limited per client address (AUTH_FAILURE_LIMIT,
+app/auth/failures.py, installed here before the guard's own hook). Only ASCII spaces and tabs
+around a credential are ignored (HTTP's optional whitespace): `Bearer k1<NBSP>` is not `k1`. The credential itself is never logged, and never forwarded:
 providers get their own headers (see app/providers/provider.py).
 """
 
@@ -27,10 +29,12 @@ from flask import Flask, g, request
 from werkzeug.datastructures import Headers
 
 from app.auth.api_keys import ApiKeys, looks_like_jwt
+from app.auth.failures import AuthFailures
 from app.auth.oidc import OidcVerifier
 from app.config import Settings
 from app.errors import AuthenticationFailed
 from app.extensions import EXTENSION_KEY
+from app.limit_storage import storage_breaker
 from app.public_routes import is_public
 from app.signals import SUBJECT_KEY
 
@@ -39,6 +43,7 @@ log = logging.getLogger("gateway.auth")
 # Blueprints that check a credential of their own: admin takes only ADMIN_API_KEY (app/auth/admin_key.py).
 SELF_AUTHENTICATED = frozenset({"admin"})
 AUTH_EXTENSION_KEY = "gateway.auth"
+OWS = " \t"  # HTTP's optional whitespace; str.strip() would also take NBSP and other Unicode spaces
 
 
 class Guard:
@@ -63,12 +68,12 @@ class Guard:
         """The subject the request's credential belongs to, or AuthenticationFailed."""
         authorization = headers.get("Authorization")
         if authorization is None:
-            key = headers.get("X-Api-Key", "").strip()
+            key = headers.get("X-Api-Key", "").strip(OWS)
             if not key:
                 raise AuthenticationFailed("missing credential")
             return self._api_key(key)
-        scheme, _, credential = authorization.strip().partition(" ")
-        credential = credential.strip()
+        scheme, _, credential = authorization.strip(OWS).partition(" ")
+        credential = credential.strip(OWS)
         if scheme.lower() != "bearer" or not credential:
             raise AuthenticationFailed("malformed Authorization header: expected 'Bearer <credential>'")
         if looks_like_jwt(credential):
@@ -100,6 +105,7 @@ def init_app(app: Flask) -> Guard | None:
     """Install the check (after GatewayState, before any other before_request hook that needs
     the subject). With AUTH_ENABLE=false nothing is installed."""
     settings: Settings = app.extensions[EXTENSION_KEY].settings
+    install_failure_limit(app, settings)
     if not settings.auth_enable:
         if settings.port is not None or not _is_loopback(settings.server_host):
             log.warning("AUTH_ENABLE=false while the gateway listens on a non-loopback address: anyone who can "
@@ -111,6 +117,23 @@ def init_app(app: Flask) -> Guard | None:
     log.info("authentication on: OIDC %s, %d API keys",
              f"issuer {guard.oidc.issuer}" if guard.oidc else "off", len(guard.api_keys))
     return guard
+
+
+def install_failure_limit(app: Flask, settings: Settings) -> AuthFailures | None:
+    """AUTH_FAILURE_LIMIT, wherever a credential can be guessed: every route with AUTH_ENABLE=true,
+    else the admin API when it is on (ACCOUNTS_ENABLE and ADMIN_API_KEY)."""
+    if not settings.auth_failure_limit.strip():
+        return None
+    if settings.auth_enable:
+        blueprint = None
+    elif settings.accounts_enable and settings.admin_api_key.strip():
+        blueprint = "admin"
+    else:
+        return None
+    breaker = storage_breaker(app, float(settings.rate_limit_storage_backoff))
+    failures = AuthFailures.from_settings(settings, breaker, blueprint=blueprint)
+    failures.init_app(app)
+    return failures
 
 
 def _is_loopback(host: str) -> bool:

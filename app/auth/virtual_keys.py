@@ -38,8 +38,8 @@ class VirtualKeyCredentials:
     def in_headers(self, headers: Headers) -> str:
         """The subject of a virtual key sent as `Authorization: Bearer` or `x-api-key` (while AUTH_ENABLE=false
         the admin API still tells such a key from a wrong one); AuthenticationFailed otherwise."""
-        scheme, _, credential = headers.get("Authorization", "").strip().partition(" ")
-        presented = credential.strip() if scheme.lower() == "bearer" else headers.get("X-Api-Key", "").strip()
+        scheme, _, credential = headers.get("Authorization", "").strip(" \t").partition(" ")
+        presented = credential.strip(" \t") if scheme.lower() == "bearer" else headers.get("X-Api-Key", "").strip(" \t")
         subject = self(presented) if presented else None
         if subject is None:
             raise AuthenticationFailed("invalid credential")

@@ -26,6 +26,7 @@ Under both paths (call.py):
     stored.py     kept responses (GET/DELETE /v1/responses/{id}): the provider that keeps them
     tap.py        the stream tap: reads usage and tool calls from relayed events, hides the
                   usage-only chunk the client did not ask for, closes the provider response
+    estimate.py   the usage charged when a call's own never arrives (a cut stream), marked estimated
     answer.py     `Answer`: status, content type and body (bytes, an event stream, a file) for the view
 
 Nothing here imports Flask or reads `current_app`/`request`: the app (the signals' sender), the

@@ -5,6 +5,8 @@ stream is relayed event by event as it arrives (`app.streaming.relay`) through t
 a provider that answers a stream request in one piece is passed on as that piece. An endpoint
 whose answers are files (`relays_bytes`: audio) gets them chunk by chunk as they arrive, never
 read whole; a JSON answer (an error, usage) is read as usual.
+A call whose answer carries no usage (a cut stream included) is charged an estimate
+(app/chat/estimate.py).
 """
 
 from __future__ import annotations
@@ -14,6 +16,7 @@ from typing import TYPE_CHECKING, Any
 from app.chat.answer import Answer
 from app.chat.body import hides_usage_chunk
 from app.chat.call import open_response
+from app.chat.estimate import TextCount, estimated_usage, prompt_chars
 from app.chat.tap import StreamTap
 from app.streaming import sse
 from app.streaming.relay import relay, relay_bytes
@@ -30,7 +33,7 @@ def passthrough(route: Route, endpoint: Endpoint, payload: dict[str, Any], meter
     content_type = response.headers.get("Content-Type") or "application/json"
     if meter.stream:
         if content_type.startswith(sse.MIMETYPE):
-            tap = StreamTap(endpoint.usage, meter, response,
+            tap = StreamTap(endpoint.usage, meter, response, prompt_chars=prompt_chars(payload),
                             hide_usage_chunk=hides_usage_chunk(route, endpoint, payload, stream=True))
             return Answer(response.status_code, sse.MIMETYPE,
                           relay(provider.iter_body(response), close=tap.close, look=tap.look,
@@ -48,5 +51,9 @@ def passthrough(route: Route, endpoint: Endpoint, payload: dict[str, Any], meter
     finally:
         response.close()
     endpoint.usage.read_body(raw, meter)
+    if meter.usage is None and response.status_code < 300:
+        text = TextCount()
+        text.feed(raw)
+        meter.usage = estimated_usage(prompt_chars(payload), text.chars)
     meter.finish()
     return Answer(response.status_code, content_type, raw)

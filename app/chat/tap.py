@@ -3,8 +3,10 @@
 `look(block)` sees each block of complete events before it is sent: blocks that may carry
 usage or tool calls (the endpoint's `UsageFormat` says, from the bytes) are read into the
 meter; the usage-only chunk the client did not ask for is dropped. Every other block is relayed
-as it is, unparsed. `close()` runs when the relay ends for any reason: it closes the provider
-response and reports the usage.
+as it is, unparsed; the text in it is counted (`estimate.TextCount`). `close()` runs when the
+relay ends for any reason: it closes the provider response and reports the usage, or, when the
+stream ended without it (the client hung up, the provider cut it, or never sent usage), an
+estimate from the prompt and the streamed text, marked `estimated` (app/chat/estimate.py).
 """
 
 from __future__ import annotations
@@ -12,6 +14,7 @@ from __future__ import annotations
 import json
 from typing import TYPE_CHECKING
 
+from app.chat.estimate import TextCount, estimated_usage
 from app.upstream import sse as sse_reader
 
 if TYPE_CHECKING:
@@ -21,15 +24,19 @@ if TYPE_CHECKING:
 
 
 class StreamTap:
-    __slots__ = ("format", "hide_usage_chunk", "meter", "response")
+    __slots__ = ("format", "hide_usage_chunk", "meter", "prompt_chars", "response", "text")
 
-    def __init__(self, usage: UsageFormat, meter: Meter, response: requests.Response, *, hide_usage_chunk: bool):
+    def __init__(self, usage: UsageFormat, meter: Meter, response: requests.Response, *, hide_usage_chunk: bool,
+                 prompt_chars: int = 0):
         self.format = usage
         self.meter = meter
         self.response = response
         self.hide_usage_chunk = hide_usage_chunk
+        self.prompt_chars = prompt_chars
+        self.text = TextCount()
 
     def look(self, block: bytes) -> bytes:
+        self.text.feed(block)
         if not self.format.may_carry(block):
             return block  # the common case: nothing to read, relay as is
         kept, dropped = [], False
@@ -49,4 +56,6 @@ class StreamTap:
 
     def close(self) -> None:
         self.response.close()
+        if self.meter.usage is None:  # cut short, or a provider that reports none
+            self.meter.usage = estimated_usage(self.prompt_chars, self.text.chars)
         self.meter.finish()

@@ -4,7 +4,9 @@
 stripped (`groq/meta-llama/llama-4` -> groq, `meta-llama/llama-4`). With `?provider=X`, a model
 written `X/...` is stripped too; any other model goes upstream as written. No guessing from bare
 names, except an endpoint's own rule, asked last (`Endpoint.bare_models`: on the Anthropic
-Messages API a bare `claude-*` model is Anthropic's). Allow/deny lists are checked against the canonical id `provider/upstream-model`.
+Messages API a bare `claude-*` model is Anthropic's). Allow/deny lists are checked against the
+canonical id `provider/upstream-model`; an entry that names a provider matches that provider
+only (`ModelPolicy`).
 """
 
 from __future__ import annotations
@@ -13,6 +15,7 @@ from collections.abc import Iterable
 from dataclasses import dataclass
 
 from app.errors import InvalidRequest, PermissionDenied
+from app.providers.catalog import CATALOG
 from app.providers.provider import Provider, Providers
 
 
@@ -53,23 +56,60 @@ def resolve(model: str, provider_param: str | None, providers: Providers, *, bar
 
 
 class ModelPolicy:
-    """ALLOWED_MODELS / DISALLOWED_MODELS: entries match `provider/model` or the part after the first `/`."""
+    """ALLOWED_MODELS / DISALLOWED_MODELS, case-insensitive.
 
-    def __init__(self, allowed: Iterable[str], disallowed: Iterable[str]):
-        self.allowed = frozenset(e.strip().lower() for e in allowed if e.strip())
-        self.disallowed = frozenset(e.strip().lower() for e in disallowed if e.strip())
+    An entry whose prefix up to the first `/` names a provider (`openai/gpt-4o-mini`) matches that
+    provider's model only: not `deepseek/openai/gpt-4o-mini`, nor `openai/gpt-4o-mini` sent with
+    `?provider=deepseek` (both have the id `deepseek/openai/gpt-4o-mini`). Any other entry is bare
+    (`gpt-4o-mini`, `meta-llama/llama-4`) and matches the model part of any provider's id. The
+    provider ids are the catalog's unless given (named deployments pass theirs).
+    """
 
-    @staticmethod
-    def _forms(model_id: str) -> set[str]:
-        lowered = model_id.strip().lower()
-        _, sep, rest = lowered.partition("/")
-        return {lowered, rest} if sep else {lowered}
+    def __init__(self, allowed: Iterable[str], disallowed: Iterable[str], *, providers: Iterable[str] | None = None):
+        self.provider_ids = frozenset(p.lower() for p in (CATALOG if providers is None else providers))
+        self.allowed = Entries(allowed, self.provider_ids)
+        self.disallowed = Entries(disallowed, self.provider_ids)
+
+    @property
+    def active(self) -> bool:
+        """A list is set: every model a request calls must be checked (app.proxy refuses what it cannot check)."""
+        return bool(self.allowed or self.disallowed)
 
     def allows(self, model_id: str) -> bool:
         if self.allowed:
-            return bool(self._forms(model_id) & self.allowed)
-        return not (self._forms(model_id) & self.disallowed)
+            return self.allowed.match(model_id)
+        return not self.disallowed.match(model_id)
 
     def check(self, model_id: str) -> None:
         if not self.allows(model_id):
             raise PermissionDenied(f"Model {model_id} is not allowed on this gateway.", code="model_not_allowed")
+
+
+class Entries:
+    """A list of model entries as `ModelPolicy` reads them (virtual keys' `models` lists too)."""
+
+    __slots__ = ("bare", "scoped")
+
+    def __init__(self, entries: Iterable[str], provider_ids: Iterable[str]):
+        providers = frozenset(provider_ids)
+        self.scoped: set[tuple[str, str]] = set()
+        self.bare: set[str] = set()
+        for entry in entries:
+            lowered = entry.strip().lower()
+            if not lowered:
+                continue
+            prefix, sep, rest = lowered.partition("/")
+            if sep and rest and prefix in providers:
+                self.scoped.add((prefix, rest))
+            else:
+                self.bare.add(lowered)
+
+    def __bool__(self) -> bool:
+        return bool(self.scoped or self.bare)
+
+    def match(self, model_id: str) -> bool:
+        """`model_id` is `provider/model`, the provider as routed."""
+        provider, sep, model = model_id.strip().lower().partition("/")
+        if not sep:
+            return provider in self.bare
+        return (provider, model) in self.scoped or model in self.bare

@@ -10,6 +10,8 @@ To the provider: everything the caller sent except
       Expect
 Without an `Accept-Encoding` from the caller the provider is asked for `identity`, so a body
 never arrives compressed to a client that did not ask for it (the body is relayed undecoded).
+A model call (a request that names a model) always asks for `identity`: the gateway reads the
+answer's usage as it relays it (app/proxy/usage.py).
 
 Back to the caller: the provider's headers less the hop-by-hop ones. `Content-Length` stays,
 because the body is relayed byte for byte; `Content-Encoding` stays for the same reason. An
@@ -38,17 +40,19 @@ def _hop(lower: str, named: frozenset[str]) -> bool:
     return lower in HOP_BY_HOP or lower.startswith("proxy-") or lower in named
 
 
-def to_provider(incoming: Iterable[tuple[str, str]]) -> dict[str, str]:
-    """The caller's headers that may reach the provider (the credential is added later)."""
+def to_provider(incoming: Iterable[tuple[str, str]], *, identity: bool = False) -> dict[str, str]:
+    """The caller's headers that may reach the provider (the credential is added later);
+    `identity`: ask for an uncompressed answer whatever the caller accepts (a model call, whose
+    usage the gateway reads as it relays it)."""
     incoming = list(incoming)
     named = _connection_tokens(incoming)
     forwarded: dict[str, str] = {}
     for name, value in incoming:
         lower = name.lower()
-        if lower in _NOT_FORWARDED or _hop(lower, named):
+        if lower in _NOT_FORWARDED or _hop(lower, named) or (identity and lower == "accept-encoding"):
             continue
         forwarded[name] = value
-    if not any(name.lower() == "accept-encoding" for name in forwarded):
+    if identity or not any(name.lower() == "accept-encoding" for name in forwarded):
         forwarded["Accept-Encoding"] = "identity"
     return forwarded
 

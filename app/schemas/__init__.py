@@ -8,9 +8,11 @@ Views call `json_object(request)` then `check(SCHEMA, payload)`; both raise `Inv
 `read_json(raw)` is the one strict JSON reader for request bodies (the proxy's model check
 uses it too). It accepts RFC 8259 JSON in UTF-8 only: no `NaN`/`Infinity` (nor a number that
 overflows to infinity), no lone surrogate (escaped or encoded), nesting at most
-`MAX_JSON_DEPTH` deep. Python's `json` accepts all of these, and each later breaks something:
-`NaN` goes upstream as invalid JSON, a lone surrogate cannot be encoded again, deep nesting
-exhausts the recursion limit (here or when the body is written out again).
+`MAX_JSON_DEPTH` deep, no key twice in one object. Python's `json` accepts all of these, and
+each later breaks something: `NaN` goes upstream as invalid JSON, a lone surrogate cannot be
+encoded again, deep nesting exhausts the recursion limit (here or when the body is written out
+again), and of two `model` keys the gateway would check the last while a provider may read the
+first (`DuplicateKey`, which a caller answers 400 wherever a body is read).
 """
 
 from __future__ import annotations
@@ -34,6 +36,10 @@ class InvalidJSON(ValueError):
     """The body is not strict JSON; the message says why, in words a client can act on."""
 
 
+class DuplicateKey(InvalidJSON):
+    """An object names one key twice: refused everywhere, since readers disagree on which one counts."""
+
+
 def read_json(raw: bytes) -> Any:
     """Parse a request body as strict JSON (see the module docstring); raises InvalidJSON."""
     try:
@@ -43,7 +49,8 @@ def read_json(raw: bytes) -> Any:
     if text.count("[") + text.count("{") > MAX_JSON_DEPTH:  # only then can it be too deep: measure
         _check_depth(text)
     try:
-        value = json.loads(text, parse_constant=_refuse_constant, parse_float=_finite_float)
+        value = json.loads(text, parse_constant=_refuse_constant, parse_float=_finite_float,
+                           object_pairs_hook=_unique_keys)
     except InvalidJSON:
         raise
     except RecursionError:
@@ -53,6 +60,15 @@ def read_json(raw: bytes) -> Any:
     if _ESCAPED_SURROGATE.search(text):  # only an escape can make a lone surrogate here
         _check_surrogates(value)
     return value
+
+
+def _unique_keys(pairs: list[tuple[str, Any]]) -> dict[str, Any]:
+    found = dict(pairs)
+    if len(found) != len(pairs):
+        seen: set[str] = set()
+        twice = next(key for key, _ in pairs if key in seen or seen.add(key))
+        raise DuplicateKey(f"the key {twice[:60]!r} appears twice in one object")
+    return found
 
 
 def _refuse_constant(name: str) -> float:

@@ -3,6 +3,7 @@
     metrics.py   the metric definitions and the signal receivers (token usage, tool calls)
     observer.py  the WSGI middleware that times and counts requests
     exporter.py  GET /metrics from gunicorn's master (multiprocess mode), wired in gunicorn.conf.py
+    model_labels.py  the `model` label's values, bounded (TELEMETRY_MAX_MODEL_LABELS, then `other`)
 
 With TELEMETRY_ENABLE=false nothing is installed: no middleware, no receivers, no upstream clock.
 This package's import is cheap on purpose (gunicorn's master imports `exporter` with the config).
@@ -28,9 +29,10 @@ def init_app(app: Flask, settings: Settings) -> None:
 
     from app import signals
     from app.telemetry.metrics import Metrics
+    from app.telemetry.model_labels import ModelLabels
     from app.telemetry.observer import RequestObserver, remember_route
 
-    metrics = Metrics()
+    metrics = Metrics(ModelLabels(settings.telemetry_max_model_labels, settings.allowed_models))
     app.extensions[EXTENSION_KEY] = metrics
     # Receivers are held strongly but only for this app: blinker drops them when the app goes away.
     signals.completion_usage.connect(metrics.on_completion_usage, sender=app, weak=False)

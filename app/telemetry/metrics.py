@@ -21,7 +21,8 @@ and two of our own:
 
 `request_path` is the matched route (`/v1/chat/completions`, `/proxy/<provider>/<path:path>`),
 never the raw path, so a client cannot create unbounded series; unmatched paths are `unmatched`.
-`model` is the model as the provider knows it. Under gunicorn the values live in
+`model` is the model as the provider knows it, bounded per provider (`model_labels`: beyond
+TELEMETRY_MAX_MODEL_LABELS distinct models, `other`). Under gunicorn the values live in
 prometheus-client's multiprocess files and the master sums them (see `exporter`).
 """
 
@@ -31,6 +32,8 @@ from typing import Any
 
 from prometheus_client import CollectorRegistry, Counter, Histogram
 from prometheus_client.metrics import MetricWrapperBase
+
+from app.telemetry.model_labels import ModelLabels
 
 # The original's buckets (1..10000 ms), then room for long streams.
 REQUEST_BUCKETS_MS = (1, 5, 10, 25, 50, 75, 100, 250, 500, 750, 1000, 2500, 5000, 7500, 10000,
@@ -60,7 +63,8 @@ class Metrics:
     (providers, route templates, methods, status codes, models).
     """
 
-    def __init__(self) -> None:
+    def __init__(self, models: ModelLabels | None = None) -> None:
+        self.models = models or ModelLabels(50)  # the `model` label's values (bounded)
         self.registry = CollectorRegistry(auto_describe=True)
         r = self.registry
         self.responses = Counter("llm_responses", "Responses to provider-routed requests.",
@@ -100,7 +104,8 @@ class Metrics:
         prompt = _count(usage.get("prompt_tokens"))
         completion = _count(usage.get("completion_tokens"))
         total = _count(usage.get("total_tokens")) or prompt + completion
-        labels = (provider or "unknown", model or "unknown")
+        provider = provider or "unknown"
+        labels = (provider, self.models(provider, model))
         if prompt:
             self.prompt_tokens.labels(*labels).inc(prompt)
         if completion:
@@ -110,12 +115,14 @@ class Metrics:
 
     def on_tool_called(self, sender: Any, *, provider: str, model: str, tool_type: str, tool_name: str,
                        **_: Any) -> None:
-        self.tool_calls.labels(provider or "unknown", model or "unknown", tool_type, tool_name).inc()
+        provider = provider or "unknown"
+        self.tool_calls.labels(provider, self.models(provider, model), tool_type, tool_name).inc()
 
 
     def on_usage_recorded(self, sender: Any, *, provider: str, model: str, key_name: str, cost_usd: float,
                           **_: Any) -> None:
-        self.usage_cost.labels(provider or "unknown", model or "unknown", key_name or "").inc(max(cost_usd, 0.0))
+        provider = provider or "unknown"
+        self.usage_cost.labels(provider, self.models(provider, model), key_name or "").inc(max(cost_usd, 0.0))
 
 
 def _count(value: Any) -> int:

@@ -113,7 +113,7 @@ class _Observation:
         metrics.responses_by[provider, method, route, self.status[:3]].inc()
         metrics.request_duration_by[provider, method, route].observe(elapsed_ms)
         if self.stream and self.first_byte:
-            metrics.time_to_first_token_by[provider, environ.get(MODEL_KEY) or "unknown"].observe(
+            metrics.time_to_first_token_by[provider, metrics.models(provider, environ.get(MODEL_KEY))].observe(
                 (self.first_byte - self.started) * 1000)
 
 

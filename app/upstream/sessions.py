@@ -35,7 +35,7 @@ from urllib3.connectionpool import HTTPConnectionPool, HTTPSConnectionPool
 from app.config import Settings
 from app.upstream.deadline import watch_connection
 from app.upstream.proxies import ProxyRules
-from app.upstream.transport import Timeouts, Upstream
+from app.upstream.transport import Limits, Timeouts, Upstream
 
 # Connection pools (one per host) a session keeps: a provider, MCP server or issuer is one or two
 # hosts, plus a proxy.
@@ -129,8 +129,8 @@ def new_session(settings: Settings, *, compress: bool = True) -> requests.Sessio
                              pool_maxsize=pool_size(settings), pool_block=False, max_retries=0)
     session.mount("http://", adapter)
     session.mount("https://", adapter)
-    if not compress:
-        session.headers["Accept-Encoding"] = "identity"
+    # only what `Upstream.iter_body` decodes itself, in bounded pieces
+    session.headers["Accept-Encoding"] = "gzip, deflate" if compress else "identity"
     return session
 
 
@@ -139,9 +139,11 @@ def build_upstream(settings: Settings, name: str, base_url: str, *, timeouts: Ti
                    rules: ProxyRules | None = None) -> Upstream:
     """An `Upstream` for `base_url`: a session from `new_session`, the proxy the environment names
     for it (`rules`, default: read now), and by default the client timeouts
-    (CLIENT_RESPONSE_HEADER_TIMEOUT for connect + send + headers, CLIENT_TIMEOUT for each gap)."""
+    (CLIENT_RESPONSE_HEADER_TIMEOUT for connect + send + headers, CLIENT_TIMEOUT for each gap), and
+    the bounds on what it may send (CLIENT_MAX_RESPONSE_BODY_SIZE, CLIENT_MAX_EVENT_SIZE)."""
     if timeouts is None:
         timeouts = Timeouts.for_clients(header_timeout=settings.client_response_header_timeout,
                                         gap=settings.client_timeout)
     return Upstream(name, base_url, new_session(settings, compress=compress), timeouts=timeouts,
-                    rules=rules or ProxyRules.from_environ(), headers=headers)
+                    rules=rules or ProxyRules.from_environ(), headers=headers,
+                    limits=Limits(body=settings.client_max_response_body_size, event=settings.client_max_event_size))

@@ -19,6 +19,21 @@ its own headers and sends. The exception map, for sending and for reading the bo
 Messages name the upstream ("Provider openai could not be reached."), never its URL, which may
 carry a secret. Callers with their own error classes (the MCP client) build on this map.
 
+What a hostile or broken server cannot do (`Limits`, from CLIENT_MAX_* at start-up):
+
+    answer with a redirect (3xx but 304)   it is not followed: UpstreamError 502 `upstream_redirect`,
+                                           naming the status, never the Location
+    send a body too large to hold          `read_body` stops at `Limits.body` bytes (decoded):
+                                           502 `upstream_too_large`, a declared length at once
+    send a compression bomb                gzip / deflate are decoded here, in pieces of at most
+                                           READ_SIZE bytes however much one chunk inflates to
+                                           (urllib3 inflates a whole chunk at once); any other
+                                           encoding is a 502 `upstream_encoding`
+    send an event that never ends          an event stream read with `decode=True` is cut once it
+                                           goes `Limits.event` bytes without an event boundary:
+                                           502 `upstream_event_too_large` (a relay that has begun
+                                           ends with that error event)
+
 The request is prepared directly rather than through `Session.request`: the session's headers
 are the only session state the gateway uses, and skipping the merging of cookies, auth, hooks
 and environment settings saves a fifth of the gateway's CPU per request. A URL under the base
@@ -30,6 +45,7 @@ from __future__ import annotations
 
 import re
 import time
+import zlib
 from collections.abc import Iterator, Mapping
 from typing import Any
 
@@ -44,13 +60,29 @@ from app.upstream.clock import UpstreamClock, upstream_clock, waiting_for_provid
 from app.upstream.deadline import Deadline
 from app.upstream.proxies import ProxyRules
 
-__all__ = ["READ_SIZE", "Timeouts", "Upstream", "UpstreamClock", "canonical_url", "upstream_clock",
+__all__ = ["READ_SIZE", "Limits", "Timeouts", "Upstream", "UpstreamClock", "canonical_url", "upstream_clock",
            "waiting_for_providers"]
 
 READ_SIZE = 64 * 1024
 # A path and query that `PreparedRequest.prepare_url` would send exactly as written.
 _PLAIN_TAIL = re.compile(r"[A-Za-z0-9\-._~!$&'()*+,/:;=?@]*")
 _NO_BODY_METHODS = frozenset({"GET", "HEAD"})
+_INFLATE_BITS = {"gzip": 16 + zlib.MAX_WBITS, "x-gzip": 16 + zlib.MAX_WBITS, "deflate": zlib.MAX_WBITS}
+EVENT_STREAM = "text/event-stream"
+
+
+class Limits:
+    """How much a server may send (None: no bound). `body`: a body read whole, decoded;
+    `event`: one server-sent event."""
+
+    __slots__ = ("body", "event")
+
+    def __init__(self, *, body: int | None = None, event: int | None = None):
+        self.body = body or None
+        self.event = event or None
+
+    def __repr__(self) -> str:
+        return f"Limits(body={self.body}, event={self.event})"
 
 
 class Timeouts:
@@ -79,6 +111,11 @@ class Timeouts:
         return cls(connect=connect, gap=gap, headers=header_timeout)
 
 
+def _zlib_header(data: bytes) -> bool:
+    """Whether `data` starts with a zlib header (HTTP's `deflate`), rather than raw deflate."""
+    return len(data) >= 2 and data[0] & 0x0F == 8 and (data[0] << 8 | data[1]) % 31 == 0
+
+
 def canonical_url(url: str) -> str:
     """`url` as requests would send it (quoted, normalised host), without a trailing `/`."""
     prepared = requests.PreparedRequest()
@@ -92,12 +129,12 @@ def canonical_url(url: str) -> str:
 class Upstream:
     """One server: its session, proxy, timeouts and fixed headers; `send` / `iter_body` / `read_body`."""
 
-    __slots__ = ("_adapter", "_defaults", "_fixed", "_late", "_unusable", "base_url", "name", "proxies", "rules",
-                 "session", "subject", "timeouts")
+    __slots__ = ("_adapter", "_defaults", "_fixed", "_late", "_unusable", "base_url", "limits", "name", "proxies",
+                 "rules", "session", "subject", "timeouts")
 
     def __init__(self, name: str, base_url: str, session: requests.Session, *, timeouts: Timeouts,
                  proxies: Mapping[str, str] | None = None, rules: ProxyRules | None = None,
-                 headers: Mapping[str, str] | None = None):
+                 headers: Mapping[str, str] | None = None, limits: Limits | None = None):
         """`name` is how messages call it ("provider openai"); `headers` are added to every call,
         over the caller's (credentials); `rules` (ProxyRules) choose the proxy of a URL outside
         `base_url`."""
@@ -106,6 +143,7 @@ class Upstream:
         self.base_url = canonical_url(base_url)
         self.session = session
         self.timeouts = timeouts
+        self.limits = limits or Limits()
         self.rules = rules
         self.proxies = dict(proxies) if proxies is not None else (rules.proxies_for(self.base_url) if rules else {})
         self._adapter = session.get_adapter(self.base_url)
@@ -146,8 +184,8 @@ class Upstream:
             prepared, proxies = self._prepare(method, url, headers, params, data, json)
             with Deadline(timeouts.headers, late):
                 try:
-                    return self._adapter.send(prepared, stream=True, timeout=timeouts.urllib3, verify=True,
-                                              cert=None, proxies=proxies)
+                    response = self._adapter.send(prepared, stream=True, timeout=timeouts.urllib3, verify=True,
+                                                  cert=None, proxies=proxies)
                 except requests.exceptions.ProxyError:
                     raise UpstreamUnreachable(f"{self.subject} could not be reached through the proxy.") from None
                 except (requests.exceptions.ConnectTimeout, requests.exceptions.ReadTimeout):
@@ -159,6 +197,11 @@ class Upstream:
         finally:
             if clock is not None:
                 clock.waited += time.perf_counter() - started
+        if 300 <= response.status_code < 400 and response.status_code != 304:
+            response.close()
+            raise UpstreamError(f"{self.subject} answered {response.status_code}, a redirect, which the gateway does "
+                                f"not follow.", code="upstream_redirect")
+        return response
 
     def _prepare(self, method: str, url: str, headers: Mapping[str, str] | None, params: Any, data: Any,
                  json: Any) -> tuple[requests.PreparedRequest, Mapping[str, str]]:
@@ -198,13 +241,21 @@ class Upstream:
     def iter_body(self, response: requests.Response, *, decode: bool = True) -> Iterator[bytes]:
         """Yield the body as the server sends it: each chunk as soon as it arrives, nothing buffered.
 
-        `decode=False` yields the bytes exactly as sent (still gzip'd if the server compressed them).
+        `decode=True` undoes gzip / deflate in bounded pieces and bounds each event of an event
+        stream (see the module docstring); `decode=False` yields the bytes exactly as sent (still
+        gzip'd if the server compressed them).
         """
         raw = response.raw
         if raw.chunked and raw.supports_chunked_reads():
-            chunks = raw.read_chunked(decode_content=decode)
+            chunks = raw.read_chunked(decode_content=False)
         else:
-            chunks = iter(lambda: raw.read1(READ_SIZE, decode_content=decode), b"")
+            chunks = iter(lambda: raw.read1(READ_SIZE, decode_content=False), b"")
+        if decode:
+            coding = response.headers.get("Content-Encoding", "").strip().lower()
+            if coding and coding != "identity":
+                chunks = self._inflated(chunks, coding)
+            if self.limits.event and response.headers.get("Content-Type", "").startswith(EVENT_STREAM):
+                chunks = self._events_bounded(chunks, self.limits.event)
         clock = upstream_clock.get()
         if clock is not None:
             chunks = clock.timed(chunks)
@@ -218,8 +269,65 @@ class Upstream:
             raise UpstreamError(f"{self.subject} sent a response that could not be read.") from None
 
     def read_body(self, response: requests.Response) -> bytes:
-        """The whole body, with the same error mapping as `iter_body`."""
-        return b"".join(self.iter_body(response))
+        """The whole body, decoded, with the same error mapping as `iter_body`; at most `Limits.body` bytes."""
+        limit = self.limits.body
+        if limit is None:
+            return b"".join(self.iter_body(response))
+        declared = response.headers.get("Content-Length", "")
+        if declared.isdigit() and int(declared) > limit:
+            raise self._too_large(limit)
+        parts, size = [], 0
+        for chunk in self.iter_body(response):
+            size += len(chunk)
+            if size > limit:
+                raise self._too_large(limit)
+            parts.append(chunk)
+        return b"".join(parts)
+
+    def _too_large(self, limit: int) -> UpstreamError:
+        return UpstreamError(f"{self.subject} sent a response larger than CLIENT_MAX_RESPONSE_BODY_SIZE "
+                             f"({limit} bytes) allows.", code="upstream_too_large")
+
+    def _inflated(self, chunks: Iterator[bytes], coding: str) -> Iterator[bytes]:
+        """gzip / deflate undone in pieces of at most READ_SIZE bytes (urllib3 would inflate a whole
+        chunk at once: 64 KiB of gzip can hold 64 MiB of zeros)."""
+        bits = _INFLATE_BITS.get(coding)
+        if bits is None:
+            raise UpstreamError(f"{self.subject} sent its answer in an encoding the gateway cannot read "
+                                f"({coding[:40]!r}).", code="upstream_encoding")
+        decoder = None
+        try:
+            for chunk in chunks:
+                if decoder is None:
+                    if coding == "deflate" and not _zlib_header(chunk):
+                        bits = -zlib.MAX_WBITS  # raw deflate, as some servers send it
+                    decoder = zlib.decompressobj(bits)
+                data = chunk
+                while not decoder.eof:  # until this chunk is used up and nothing more comes out
+                    piece = decoder.decompress(data, READ_SIZE)
+                    data = decoder.unconsumed_tail
+                    if piece:
+                        yield piece
+                    elif not data:
+                        break
+            if decoder is not None and not decoder.eof:
+                raise zlib.error("truncated")
+        except zlib.error:
+            raise UpstreamError(f"{self.subject} sent a compressed answer that cannot be decoded.",
+                                code="upstream_encoding") from None
+
+    def _events_bounded(self, chunks: Iterator[bytes], limit: int) -> Iterator[bytes]:
+        """The chunks of an event stream, cut with UpstreamError once one event passes `limit` bytes."""
+        since, tail = 0, b""
+        for chunk in chunks:
+            window = tail + chunk
+            end = max(window.rfind(b"\n\n"), window.rfind(b"\n\r\n"))
+            since = len(window) - end if end >= 0 else since + len(chunk)
+            if since > limit:
+                raise UpstreamError(f"{self.subject} sent an event larger than CLIENT_MAX_EVENT_SIZE ({limit} bytes) "
+                                    f"allows.", code="upstream_event_too_large")
+            tail = window[-2:]
+            yield chunk
 
     def close(self) -> None:
         self.session.close()

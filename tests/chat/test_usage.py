@@ -97,7 +97,8 @@ def test_streamed_tool_call_is_signalled_once(gateway, fake_provider, heard):
         chunk(tool_calls=[{"index": 0, "function": {"arguments": "{\"name\": 1}"}}])]))
     gateway.test_client().post("/v1/chat/completions",
                                json={"model": "openai/gpt-4o", "messages": USER, "stream": True}).get_data()
-    assert [(kind, kw.get("tool_name")) for kind, kw in heard] == [("tool", "lookup")]
+    assert [(kind, kw.get("tool_name")) for kind, kw in heard] == [("tool", "lookup"), ("usage", None)]
+    assert heard[1][1]["usage"]["estimated"] is True  # the stream carried no usage: charged an estimate
 
 
 def test_provider_errors_send_no_usage(gateway, fake_provider, heard):

@@ -25,9 +25,11 @@ def echo(recorded: Recorded) -> Reply:
 @pytest.mark.parametrize("method", ["GET", "POST", "PUT", "DELETE", "PATCH", "OPTIONS"])
 def test_each_method_reaches_the_provider_and_its_answer_comes_back(proxy_setup: ProxySetup, method: str) -> None:
     proxy_setup.provider.on(method, "/v1/things/42", echo)
-    body = b"plain text body" if method in ("POST", "PUT", "PATCH") else None
+    # a JSON object without a model: this gateway sets DISALLOWED_MODELS, so a body whose model cannot
+    # be read (plain text) would be refused (tests/hardening/test_allow_list.py)
+    body = b'{"text": "a body"}' if method in ("POST", "PUT", "PATCH") else None
     reply = requests.request(method, proxy_setup.gateway.url + "/proxy/openai/things/42?a=1&b=%2F&b=2",
-                             data=body, headers={"Content-Type": "text/plain"}, timeout=10)
+                             data=body, headers={"Content-Type": "application/json"}, timeout=10)
     assert reply.status_code == 201
     assert reply.json() == {"method": method, "body": (body or b"").decode()}
     assert reply.headers["X-Provider-Trace"] == "t-1" and reply.headers["Allow"] == "GET, POST"

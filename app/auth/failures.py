@@ -1,0 +1,126 @@
+"""Failed authentications per client address: key guessing costs time (AUTH_FAILURE_LIMIT).
+
+    failures = AuthFailures.from_settings(settings, breaker)
+    failures.init_app(app)       # before the guard's hook: a blocked address is refused first
+
+Two hooks, installed when AUTH_FAILURE_LIMIT is set and there is a credential to guess (AUTH_ENABLE
+on; or, with it off, the admin API's ADMIN_API_KEY, and then for /admin only):
+
+- before each request that carries a credential (`Authorization` or `x-api-key`): while its
+  address has used up AUTH_FAILURE_LIMIT, 429 `rate_limit_error`, code `auth_failures_exceeded`,
+  with `Retry-After` (seconds until the window ends). A correct key from that address is refused
+  too: if it were served, each guess would still be answered "right" or "wrong" (200 or 429),
+  and the limit would slow nobody down.
+- after each response: a 401 to a request that carried a credential counts one failure for its
+  address. A request without any credential is not a guess and is not counted.
+
+The address is `ClientAddress.counted` (TRUSTED_PROXIES as for the rate limits; an IPv6 client by
+its /64). The counters are fixed windows of the `limits` library in RATE_LIMIT_STORAGE_URI under
+RATE_LIMIT_KEY_PREFIX: exact across every worker and host on Redis, per worker on `memory://`.
+They do not depend on RATE_LIMIT_ENABLE: guessing keys is an attack on authentication, not load.
+When the storage fails, RATE_LIMIT_FAIL_OPEN decides as for the other limits (skip the check, or
+503), and the storage breaker (app/limit_storage.py) spares the next requests the wait.
+"""
+
+from __future__ import annotations
+
+import logging
+import math
+import time
+
+from flask import Flask, Response, request
+from limits import RateLimitItem, parse_many
+from limits.errors import StorageError
+from limits.storage import Storage
+from limits.strategies import FixedWindowRateLimiter
+
+from app.client_address import ClientAddress
+from app.config import Settings
+from app.errors import RateLimited, ServiceUnavailable
+from app.limit_storage import StorageBreaker, open_storage
+from app.public_routes import is_public
+
+log = logging.getLogger("gateway.auth")
+
+EXTENSION_KEY = "gateway.auth_failures"
+NAMESPACE = "auth-failures"
+ALARM_INTERVAL = 10.0
+
+
+class AuthFailures:
+    def __init__(self, items: list[RateLimitItem], storage: Storage, client_address: ClientAddress, *,
+                 breaker: StorageBreaker, fail_open: bool, blueprint: str | None = None):
+        """`blueprint`: count and refuse only there (the admin API while AUTH_ENABLE=false)."""
+        self.items = sorted(items)
+        self.counter = FixedWindowRateLimiter(storage)
+        self.client_address = client_address
+        self.breaker = breaker
+        self.fail_open = fail_open
+        self.blueprint = blueprint
+        self._last_alarm = -math.inf
+
+    @classmethod
+    def from_settings(cls, settings: Settings, breaker: StorageBreaker, *, blueprint: str | None = None) -> AuthFailures:
+        return cls(parse_many(settings.auth_failure_limit),
+                   open_storage(settings.rate_limit_storage_uri, settings.rate_limit_key_prefix),
+                   ClientAddress(settings.trusted_proxies), breaker=breaker,
+                   fail_open=settings.rate_limit_fail_open, blueprint=blueprint)
+
+    def init_app(self, app: Flask) -> None:
+        app.extensions[EXTENSION_KEY] = self
+        app.before_request(self.refuse_blocked)
+        app.after_request(self.count_failure)
+        log.info("failed authentications limited to %s per client address%s",
+                 ";".join(str(item) for item in self.items), f" on /{self.blueprint}" if self.blueprint else "")
+
+    def _applies(self) -> bool:
+        headers = request.headers
+        return (("Authorization" in headers or "X-Api-Key" in headers) and not is_public(request.path)
+                and (self.blueprint is None or request.blueprint == self.blueprint))
+
+    def refuse_blocked(self) -> None:
+        """before_request: 429 while the address has used up its failures (503 if they cannot be read
+        and RATE_LIMIT_FAIL_OPEN=false)."""
+        if not self._applies():
+            return
+        if self.breaker.open:
+            self._storage_unusable(None)
+            return
+        address = self.client_address.counted(request.environ)
+        try:
+            for item in self.items:
+                if not self.counter.test(item, NAMESPACE, address):
+                    reset, _ = self.counter.get_window_stats(item, NAMESPACE, address)
+                    retry = max(1, math.ceil(reset - time.time()))
+                    raise RateLimited(f"Too many failed authentications from this address ({item}); retry in "
+                                      f"{retry} s.", code="auth_failures_exceeded", headers={"Retry-After": str(retry)})
+        except StorageError as exc:
+            self.breaker.trip()
+            self._storage_unusable(exc)
+
+    def count_failure(self, response: Response) -> Response:
+        """after_request: a 401 to a request with a credential is one failure of its address."""
+        if response.status_code != 401 or not self._applies() or self.breaker.open:
+            return response
+        address = self.client_address.counted(request.environ)
+        try:
+            for item in self.items:
+                self.counter.hit(item, NAMESPACE, address)
+        except StorageError as exc:
+            self.breaker.trip()
+            self._alarm("not counted", exc)
+        return response
+
+    def _storage_unusable(self, exc: StorageError | None) -> None:
+        if not self.fail_open:
+            raise ServiceUnavailable("Failed authentications cannot be counted right now; try again shortly.",
+                                     code="rate_limit_storage_unavailable")
+        if exc is not None:
+            self._alarm("not checked (RATE_LIMIT_FAIL_OPEN=true: served)", exc)
+
+    def _alarm(self, what: str, exc: StorageError) -> None:
+        now = time.monotonic()
+        if now - self._last_alarm >= ALARM_INTERVAL:
+            self._last_alarm = now
+            log.error("limit storage unreachable (%s): failed authentications %s", type(exc.storage_error).__name__,
+                      what)

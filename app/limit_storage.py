@@ -1,0 +1,73 @@
+"""The limit storage (RATE_LIMIT_STORAGE_URI) as every limit uses it, and the breaker in front of it.
+
+    storage = open_storage(uri, prefix)       # a `limits` storage, with timeouts on Redis
+    breaker = storage_breaker(app, pause)     # one per app, shared by every feature that counts
+    if breaker.open: ...                      # skip the storage: RATE_LIMIT_FAIL_OPEN decides
+    breaker.trip()                            # after a storage failure
+
+A Redis that accepts connections and never answers costs each call its socket timeout (2 s), and
+a request makes several calls (request limits, token budget, a virtual key's limits, failed
+logins): seconds on every request. After a failure the breaker stays open for
+RATE_LIMIT_STORAGE_BACKOFF (5 s): the features skip the storage and act as RATE_LIMIT_FAIL_OPEN
+says (true: serve without those limits, false: 503 at once). The first request after that tries
+the storage again, and either closes the breaker or opens it for another period. Each worker
+process has its own breakers (one per app), so a storage that is down costs each worker one
+timeout per period.
+
+Users: app/rate_limits.py (flask-limiter and the token budget), app/auth/failures.py,
+app/accounts/key_limits.py.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable
+from typing import TYPE_CHECKING
+
+from limits.storage import Storage, storage_from_string
+
+if TYPE_CHECKING:
+    from flask import Flask
+
+EXTENSION_KEY = "gateway.storage_breaker"
+# Without timeouts a Redis host that drops packets would hang every request.
+REDIS_OPTIONS = {"socket_connect_timeout": 2, "socket_timeout": 2}
+REDIS_SCHEMES = ("redis://", "rediss://", "redis+unix://")
+
+
+def storage_options(uri: str, prefix: str) -> dict:
+    """What `limits` (and flask-limiter) are given with RATE_LIMIT_STORAGE_URI."""
+    options: dict = {"wrap_exceptions": True, "key_prefix": prefix}
+    if uri.startswith(REDIS_SCHEMES):
+        options.update(REDIS_OPTIONS)
+    return options
+
+
+def open_storage(uri: str, prefix: str) -> Storage:
+    return storage_from_string(uri, **storage_options(uri, prefix))
+
+
+class StorageBreaker:
+    """Open for `pause` seconds after each `trip()`; `clock` is injectable (tests)."""
+
+    __slots__ = ("_until", "clock", "pause")
+
+    def __init__(self, pause: float, clock: Callable[[], float] = time.monotonic):
+        self.pause = pause
+        self.clock = clock
+        self._until = 0.0
+
+    @property
+    def open(self) -> bool:
+        return self.pause > 0 and self.clock() < self._until
+
+    def trip(self) -> None:
+        self._until = self.clock() + self.pause
+
+
+def storage_breaker(app: Flask, pause: float) -> StorageBreaker:
+    """The app's breaker (made on first use, open for `pause` s: RATE_LIMIT_STORAGE_BACKOFF)."""
+    breaker = app.extensions.get(EXTENSION_KEY)
+    if breaker is None:
+        breaker = app.extensions[EXTENSION_KEY] = StorageBreaker(pause)
+    return breaker
