@@ -2,7 +2,9 @@
 
 Every response carries `X-Request-ID`: the client's when it sent a sane one, else a new one. The
 access log line is written when the response body is closed, so a stream's line carries its
-whole duration. The query string is never logged (it may hold a provider `key=`).
+whole duration. The query string is never logged (it may hold a provider `key=`). A model
+call's line names the deployment and model that served it (`upstream`, `provider`, `model`),
+the alias the client named and the upstream tries it took (`attempts`).
 """
 
 from __future__ import annotations
@@ -16,7 +18,16 @@ from typing import Any
 
 from werkzeug.wsgi import ClosingIterator
 
-from app.signals import KEY_NAME_KEY, MODEL_KEY, PROVIDER_KEY, SUBJECT_KEY, USAGE_KEY
+from app.signals import (
+    ALIAS_KEY,
+    ATTEMPTS_KEY,
+    KEY_NAME_KEY,
+    MODEL_KEY,
+    PROVIDER_KEY,
+    SUBJECT_KEY,
+    UPSTREAM_KEY,
+    USAGE_KEY,
+)
 
 log = logging.getLogger("gateway.access")
 
@@ -61,6 +72,8 @@ class AccessLog:
                      request_id=request_id, started=started, remote_addr=environ.get("REMOTE_ADDR"),
                      subject=environ.get(SUBJECT_KEY), provider=environ.get(PROVIDER_KEY),
                      model=environ.get(MODEL_KEY),
+                     alias=environ.get(ALIAS_KEY),  # the alias the client named (app/resilience)
+                     upstream=environ.get(UPSTREAM_KEY), attempts=environ.get(ATTEMPTS_KEY),
                      key=environ.get(KEY_NAME_KEY),  # a virtual key's name (app/accounts)
                      usage=environ.get(USAGE_KEY))  # tokens and cost (app/accounts)
 

@@ -26,6 +26,15 @@ from dataclasses import dataclass, field, fields
 from typing import Any, get_type_hints
 
 from app.auth.api_keys import looks_like_jwt
+from app.config_file import (
+    AliasSettings,
+    CircuitBreakerSettings,
+    ConfigFile,
+    ConfigFileError,
+    Deployment,
+    RetrySettings,
+)
+from app.config_file import load as load_config_file
 from app.config_values import (
     PARSERS,
     ByteSize,
@@ -55,6 +64,7 @@ SECTIONS = {
     "accounts": "Virtual keys, budgets and the usage ledger",
     "server": "Server settings",
     "client": "Client settings",
+    "resilience": "Deployments, aliases, retries and provider health",
     "providers": "Providers",
 }
 
@@ -179,6 +189,10 @@ class Settings:
     client_response_header_timeout: Duration = setting("CLIENT_RESPONSE_HEADER_TIMEOUT", "10s", "Longest wait for a provider's (or the OIDC issuer's) response headers, counted from the start of the request: connect + send + headers, as one bound, so a provider that trickles its headers is cut with 504 too. 0 for no bound.", section="client")
     client_expect_continue_timeout: Duration = setting("CLIENT_EXPECT_CONTINUE_TIMEOUT", "1s", "How long the Go gateway waited for a provider's `100 Continue`.", section="client", ignored=_NO_EXPECT_CONTINUE)
 
+    # resilience (app/resilience/, the file's model in app/config_file.py)
+    gateway_config: str = setting("GATEWAY_CONFIG", "", "Path of the optional YAML configuration file: deployments (named upstreams of a catalog kind), aliases (model names with fallback, round-robin or least-busy targets), retry, circuit_breaker and prices; see the README. Read and checked at start-up like every setting. Without it, retries and circuit breakers run with their defaults for every provider.", section="resilience")
+    health_check_interval: Duration = setting("HEALTH_CHECK_INTERVAL", "0", "How often one worker per host asks every configured deployment for its model list, to keep GET /health/providers current without traffic; 0 turns the active check off (health then comes from requests alone). At least 1s when on.", section="resilience")
+
     # providers: <ID>_API_URL and <ID>_API_KEY, from the catalog
     provider_urls: dict[str, str] = field(default_factory=dict)
     provider_keys: dict[str, str] = field(default_factory=dict, repr=False)
@@ -186,6 +200,8 @@ class Settings:
     api_keys: tuple[str, ...] = field(default=(), repr=False)
     # The declared variables the environment (or .env) sets, defaults or not.
     explicitly_set: frozenset[str] = field(default=frozenset(), repr=False)
+    # GATEWAY_CONFIG's content, checked (the defaults without a file).
+    config_file: ConfigFile = field(default_factory=ConfigFile, repr=False)
 
     @classmethod
     def from_environ(cls, environ: Mapping[str, str] | None = None) -> Settings:
@@ -221,8 +237,15 @@ class Settings:
         if values["auth_enable"] and values["auth_api_keys_file"]:
             api_keys += read_keys_file(values["auth_api_keys_file"])
         explicitly_set = frozenset(f.metadata["env"] for f in declared_fields() if f.metadata["env"] in environ)
+        config_file = ConfigFile()
+        if values["gateway_config"].strip():
+            path = values["gateway_config"].strip()
+            try:
+                config_file = load_config_file(path, environ, provider_urls=urls, provider_keys=keys)
+            except ConfigFileError as exc:
+                raise ConfigError(f"invalid GATEWAY_CONFIG={path!r}: {exc}") from None
         settings = cls(**values, provider_urls=urls, provider_keys=keys, api_keys=tuple(dict.fromkeys(api_keys)),
-                       explicitly_set=explicitly_set)
+                       explicitly_set=explicitly_set, config_file=config_file)
         settings.check()
         return settings
 
@@ -242,7 +265,30 @@ class Settings:
         if self.telemetry_enable and self.telemetry_metrics_port == bound_port:
             raise ConfigError(f"invalid TELEMETRY_METRICS_PORT={self.telemetry_metrics_port}: the gateway itself "
                               f"listens on that port ({'PORT' if self.port is not None else 'SERVER_PORT'})")
+        if 0 < self.health_check_interval < 1:
+            raise ConfigError(f"invalid HEALTH_CHECK_INTERVAL={self.health_check_interval:g}s: must be 0 (off) or at least 1s")
         self.check_accounts()
+
+    # The configuration file's sections (app/config_file.py), typed; defaults without a file.
+    @property
+    def deployments(self) -> tuple[Deployment, ...]:
+        return self.config_file.deployments
+
+    @property
+    def aliases(self) -> Mapping[str, AliasSettings]:
+        return self.config_file.aliases
+
+    @property
+    def retry(self) -> RetrySettings:
+        return self.config_file.retry
+
+    @property
+    def circuit_breaker(self) -> CircuitBreakerSettings:
+        return self.config_file.circuit_breaker
+
+    @property
+    def prices(self) -> Mapping[str, Mapping[str, float]]:
+        return self.config_file.prices
 
     def ignored_settings(self) -> list[str]:
         """One line per setting that is set but does nothing here, saying why (logged at start-up)."""
@@ -273,6 +319,9 @@ class Settings:
                 value = getattr(self, f.name)
                 found.extend(value if isinstance(value, tuple) else [value])
         found.append(database_password(self.database_url))
+        for deployment in self.deployments:  # literal secrets in the file are allowed, never logged
+            found.append(deployment.api_key)
+            found.extend(value for value in deployment.headers.values() if len(value) >= 8)
         return [v for v in dict.fromkeys(found) if v and len(v) >= 4]
 
 

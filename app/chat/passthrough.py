@@ -1,8 +1,9 @@
-"""The plain relay: call the provider and answer as it did.
+"""The plain relay: answer as the provider did, from a call opened by `Calls.open` (app/chat/call.py).
 
 A non-stream answer comes back byte for byte with the provider's status and content type. A
-stream is relayed event by event as it arrives (`app.streaming.relay`) through the stream tap;
-a provider that answers a stream request in one piece is passed on as that piece.
+stream is relayed event by event as it arrives (`app.streaming.relay`) through the stream tap,
+starting with the first event already in hand; a provider that answered a stream request in one
+piece is passed on as that piece.
 """
 
 from __future__ import annotations
@@ -11,32 +12,23 @@ from typing import TYPE_CHECKING, Any
 
 from app.chat.answer import Answer
 from app.chat.body import hides_usage_chunk
-from app.chat.call import open_response
 from app.chat.tap import StreamTap
 from app.streaming import sse
 from app.streaming.relay import relay
 
 if TYPE_CHECKING:
+    from app.chat.call import Opened
     from app.chat.endpoints import Endpoint
     from app.chat.usage import Meter
-    from app.providers.routing import Route
 
 
-def passthrough(route: Route, endpoint: Endpoint, payload: dict[str, Any], meter: Meter) -> Answer:
-    provider = route.provider
-    response = open_response(route, endpoint, payload, stream=meter.stream)
-    content_type = response.headers.get("Content-Type") or "application/json"
-    if meter.stream:
-        if content_type.startswith(sse.MIMETYPE):
-            tap = StreamTap(endpoint.usage, meter, response,
-                            hide_usage_chunk=hides_usage_chunk(route, endpoint, payload, stream=True))
-            return Answer(response.status_code, sse.MIMETYPE,
-                          relay(provider.iter_body(response), close=tap.close, look=tap.look), stream=True)
-        meter.stream = False  # the provider answered in one piece: pass that on as it is
-    try:
-        raw = provider.read_body(response)
-    finally:
-        response.close()
-    endpoint.usage.read_body(raw, meter)
+def passthrough(opened: Opened, endpoint: Endpoint, payload: dict[str, Any], meter: Meter) -> Answer:
+    if opened.body is None:  # a stream, its first event in hand
+        tap = StreamTap(endpoint.usage, meter, opened,  # the tap closes `opened` (response and slot)
+                        hide_usage_chunk=hides_usage_chunk(opened.route, endpoint, payload, stream=True))
+        return Answer(opened.status, sse.MIMETYPE, relay(opened.chunks(), close=tap.close, look=tap.look), stream=True)
+    opened.close()
+    meter.stream = False  # a stream request the provider answered in one piece is passed on as it is
+    endpoint.usage.read_body(opened.body, meter)
     meter.finish()
-    return Answer(response.status_code, content_type, raw)
+    return Answer(opened.status, opened.content_type, opened.body)
