@@ -33,7 +33,7 @@ if TYPE_CHECKING:
     from flask import Flask, Response
 
     from app.config import Settings
-    from app.providers.provider import Providers
+    from app.providers.provider import Provider, Providers
 
 __all__ = ["EXTENSION_KEY", "HEALTH_KEY", "Health", "Resilience", "Tally", "init_app"]
 
@@ -82,6 +82,13 @@ class SignalEvents:
         signals.send(signals.circuit_changed, self.app, deployment=deployment, state=state)
 
 
+def in_use(provider: Provider, settings: Settings) -> bool:
+    """Whether health shows `provider`: a deployment of the file, a provider with a key, or one that
+    needs no key whose URL was set (Ollama at its catalog default `http://ollama:8080` is not)."""
+    return (provider.declared or provider.spec.auth_type != "none"
+            or settings.provider_urls.get(provider.id) != provider.spec.url)
+
+
 def init_app(app: Flask, settings: Settings, providers: Providers) -> Resilience:
     from flask import request
 
@@ -91,7 +98,8 @@ def init_app(app: Flask, settings: Settings, providers: Providers) -> Resilience
     events = SignalEvents(app)
     upstreams = Upstreams(settings.circuit_breaker, on_change=events.circuit_changed)
     resilience = Resilience(settings.retry, upstreams, events=events)
-    health = Health(upstreams, providers.configured(), check_interval=float(settings.health_check_interval))
+    health = Health(upstreams, [p for p in providers.configured() if in_use(p, settings)],
+                    check_interval=float(settings.health_check_interval))
     app.extensions[EXTENSION_KEY] = resilience
     app.extensions[HEALTH_KEY] = health
     lifecycle.on_start(app, health.start)

@@ -112,6 +112,7 @@ class Health:
             self.board.withdraw(os.getpid())
 
     def _run(self) -> None:
+        self.publish()  # at once: the other workers count this one from its start
         while not self._stop.wait(PUBLISH_INTERVAL):
             try:
                 if self.check_interval and self.wall() >= self._next_check and self._may_check():
