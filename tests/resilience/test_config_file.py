@@ -166,3 +166,31 @@ def test_an_inline_secret_never_reaches_the_log(live_gateway, tmp_path):
     logs = gateway.logs()
     assert secret not in logs
     assert any(json.loads(line).get("upstream") == "local/m" for line in logs.splitlines() if '"gateway.access"' in line)
+
+
+def test_the_readmes_example_file_is_valid(tmp_path):
+    from tests.support.live_gateway import ROOT
+
+    readme = (ROOT / "README.md").read_text()
+    start = readme.index("```yaml\ndeployments:") + len("```yaml\n")
+    text = readme[start:readme.index("```", start)]
+    (tmp_path / "gateway.yaml").write_text(text)
+    settings = Settings.from_environ({
+        "GATEWAY_CONFIG": str(tmp_path / "gateway.yaml"), "OPENAI_API_KEY": "sk-1", "ANTHROPIC_API_KEY": "sk-2",
+        "OPENAI_API_KEY_B": "sk-3", "OPENAI_EU_KEY": "sk-4", "ANTHROPIC_API_KEY_2": "sk-5"})
+    assert [d.name for d in settings.deployments] == ["openai-b", "openai-eu", "vllm", "claude-2"]
+    assert set(settings.aliases) == {"fast", "smart"} and settings.retry.max_backoff == 5.0
+    assert dict(settings.prices["gpt-4o-mini"]) == {"input": 0.15, "output": 0.6}
+
+
+def test_the_files_prices_reach_the_price_table(make_app, tmp_path):
+    path = write_config(tmp_path, """\
+        prices:
+          openai/house-model: {input: 2.0, output: 4.0}
+          gpt-4o-mini: {input: 9, output: 9}
+    """)
+    app = make_app({"ACCOUNTS_ENABLE": "true", "DATABASE_URL": f"sqlite:///{tmp_path / 'gateway.db'}",
+                    "OPENAI_API_KEY": "sk-a", "GATEWAY_CONFIG": str(path)})
+    prices = app.extensions["gateway.accounts"].prices
+    assert prices.cost("openai", "house-model", 1_000_000, 1_000_000).usd == 6.0
+    assert prices.cost("openai-b", "gpt-4o-mini", 1_000_000, 0).usd == 9.0  # a bare name: every deployment
