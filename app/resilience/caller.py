@@ -140,8 +140,10 @@ class Resilience:
                         state.succeeded(elapsed)  # the provider answered: it works
                     if failure.breaks:
                         breaker.failed()
-                    else:
+                    elif failure.answered:
                         breaker.succeeded()  # a 429 or a 4xx: the upstream works
+                    else:
+                        breaker.release()  # nothing was learnt of it: a trial goes back
                     if not failure.retry:
                         raise
                     last = exc

@@ -9,6 +9,7 @@ What is retried, before the first byte reached the client only:
     the provider answered 500, 502, 503 or 504                                     retried, trip the breaker
     the provider answered 429                                                      retried, not the breaker
     any other answer (400, 401, 404, 422, ...)                                     passed to the client at once
+    the gateway could not send the call or read the answer                         passed on, not the breaker
 
 A 429 is a provider that works but limits this key: it is retried after its Retry-After (or the
 backoff) and, for an alias, left for the next target, but it never pauses the deployment for
@@ -43,11 +44,14 @@ UNHEALTHY_STATUSES = frozenset({401})
 class Failure(NamedTuple):
     retry: bool  # worth another try (this target or the next)
     breaks: bool  # counts towards the deployment's circuit breaker
+    answered: bool  # the provider answered (with a status): it works, as far as the breaker goes
     unhealthy: bool  # shown as a failure in the deployment's health
     retry_after: float | None  # the provider's Retry-After, in seconds
 
 
-_NOT_RETRIED = Failure(False, False, False, None)
+# The gateway could not send the call or read the answer (a credential that cannot be a header,
+# an unreadable body): not retried, not the breaker's business, a failure in the health view.
+_NOT_SENT = Failure(False, False, False, True, None)
 
 
 def upstream_status(exc: UpstreamError) -> int | None:
@@ -76,13 +80,14 @@ def retry_after_seconds(value: str | None, now: Callable[[], float] = time.time)
 
 def classify(exc: UpstreamError) -> Failure:
     if isinstance(exc, UpstreamUnreachable | UpstreamTimeout):
-        return Failure(True, True, True, None)
+        return Failure(True, True, False, True, None)
     status = upstream_status(exc)
     if status is None:
-        return _NOT_RETRIED
+        return _NOT_SENT
     if status in RETRY_STATUSES:
-        return Failure(True, status in BREAKER_STATUSES, True, retry_after_seconds(exc.headers.get("Retry-After")))
-    return Failure(False, False, status in UNHEALTHY_STATUSES, None)
+        breaks = status in BREAKER_STATUSES
+        return Failure(True, breaks, not breaks, True, retry_after_seconds(exc.headers.get("Retry-After")))
+    return Failure(False, False, True, status in UNHEALTHY_STATUSES, None)
 
 
 class RetryPolicy:
