@@ -13,7 +13,9 @@ import requests
 
 from tests.resilience.conftest import CHAT, QUICK, USER, calls_to, chat, chunk, completion, write_config
 from tests.support.fake_provider import FakeProvider, Reply, json_reply, sse_event, sse_reply
+from tests.support.gateway_log import access_lines
 from tests.support.live_gateway import GatewayLauncher, LiveGateway
+from tests.support.polling import wait_for
 from tests.support.refused import refusing_port
 
 SSE = {"Content-Type": "text/event-stream"}
@@ -166,3 +168,16 @@ def test_models_lists_aliases_and_deployments(gateway, a, b):
     one = requests.get(gateway.url + "/v1/models?provider=openai-b", timeout=20).json()
     assert one["provider"] == "openai-b" and [m["id"] for m in one["data"]] == ["openai-b/gpt-4o-mini"]
     assert calls_to(b, "/v1/models")[0].headers["authorization"] == "Bearer sk-b"
+
+
+def test_the_access_line_names_the_alias_and_who_served(gateway, a, b):
+    a.on("POST", CHAT, json_reply({"error": {"message": "down"}}, 502))
+    b.on("POST", CHAT, json_reply(completion("b")))
+    request_id = chat(gateway.url, "fast").headers["X-Request-ID"]
+
+    def line() -> dict | None:
+        return next((entry for entry in access_lines(gateway.logs()) if entry["request_id"] == request_id), None)
+
+    entry = wait_for(line, 10, "the access line")
+    assert (entry["alias"], entry["upstream"], entry["provider"], entry["model"], entry["attempts"]) == (
+        "fast", "openai-b/gpt-4o-mini", "openai-b", "gpt-4o-mini", 3)
