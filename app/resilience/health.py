@@ -4,7 +4,8 @@
     health.snapshot()     # what GET /health/providers answers (and the console shows)
     health.ready()        # what GET /health/ready answers: is any deployment usable?
 
-Per deployment (every configured provider and every deployment of the configuration file):
+Per deployment (every deployment of the configuration file, every catalog provider with a key,
+and a keyless one, Ollama, once its URL is set: `in_use` in app/resilience/__init__.py):
 
     state           circuit_open   its circuit is open (cooldown running) in at least one worker
                     up / down      else: whether the latest outcome (a request's try, or the active
