@@ -21,6 +21,7 @@ from __future__ import annotations
 import json
 import logging
 from collections.abc import Callable, Iterator, Sequence
+from itertools import chain
 from typing import TYPE_CHECKING, Any
 
 from app.chat.body import upstream_body
@@ -99,16 +100,15 @@ class Opened:
         return self.response.headers.get("Content-Type") or "application/json"
 
     def chunks(self) -> Iterator[bytes]:
-        yield from self._head
-        if self._rest is not None:
-            yield from self._rest
+        return chain(self._head, self._rest) if self._rest is not None else iter(self._head)
 
     def close(self) -> None:
         if self._closed:
             return
         self._closed = True
         try:
-            self.response.close()
+            if self.body is None:  # a whole body was read and its response closed already
+                self.response.close()
         finally:
             if self._done is not None:
                 self._done(self.route)
@@ -137,6 +137,8 @@ def first_event(chunks: Iterator[bytes], provider_id: str) -> list[bytes]:
     splitter = sse_reader.EventSplitter()
     for chunk in chunks:
         head.append(chunk)
+        if len(head) == 1 and chunk.startswith(b"data:") and b"\n\n" in chunk:
+            return head  # the usual first chunk: it starts with a whole event with data
         block = splitter.feed(chunk)
         if block and any(sse_reader.data_of(event) is not None for event in sse_reader.events_in(block)):
             return head

@@ -9,10 +9,11 @@
     health.py    the merged view (GET /health/providers, /health/ready, the console) and active checks
 
 `init_app` builds one `Resilience` and one `Health` per app (per worker), registers the health
-publisher with app.lifecycle (it runs in gunicorn workers), reports events as signals
-(app.signals: metrics count them; circuit changes are logged) and adds the response headers
-`X-Gateway-Upstream: <deployment>/<model>` and `X-Gateway-Attempts: <n>` to every model call's
-answer, errors included. app/chat/call.py is where calls are opened through `Resilience.call`.
+publisher with app.lifecycle (it runs in gunicorn workers) and reports events as signals
+(app.signals: metrics count them; circuit changes are logged). app/chat/call.py is where calls
+are opened through `Resilience.call`; app/chat/dispatch.py records who served in the environ,
+from which app/access_log.py writes the access line and the response headers
+`X-Gateway-Upstream: <deployment>/<model>` and `X-Gateway-Attempts: <n>` (errors included).
 Settings: the `retry` and `circuit_breaker` sections of GATEWAY_CONFIG (defaults without one)
 and HEALTH_CHECK_INTERVAL.
 """
@@ -22,7 +23,6 @@ from __future__ import annotations
 import logging
 import time
 from typing import TYPE_CHECKING
-from urllib.parse import quote
 
 from app.resilience.caller import Resilience, Tally
 from app.resilience.health import EXTENSION_KEY as HEALTH_KEY
@@ -30,18 +30,14 @@ from app.resilience.health import Health
 from app.resilience.state import Upstreams
 
 if TYPE_CHECKING:
-    from flask import Flask, Response
+    from flask import Flask
 
     from app.config import Settings
     from app.providers.provider import Provider, Providers
 
-__all__ = ["EXTENSION_KEY", "HEALTH_KEY", "Health", "Resilience", "Tally", "init_app"]
+__all__ = ["EXTENSION_KEY", "HEALTH_KEY", "Health", "Resilience", "Tally", "in_use", "init_app"]
 
 EXTENSION_KEY = "gateway.resilience"
-UPSTREAM_HEADER = "X-Gateway-Upstream"
-ATTEMPTS_HEADER = "X-Gateway-Attempts"
-# What may go into the upstream header as it is; anything else (a model name is the client's) is %-escaped.
-_HEADER_SAFE = "".join(chr(c) for c in range(0x21, 0x7F) if chr(c) != "%")
 
 BUDGET_LOG_EVERY = 10.0  # seconds
 
@@ -90,10 +86,7 @@ def in_use(provider: Provider, settings: Settings) -> bool:
 
 
 def init_app(app: Flask, settings: Settings, providers: Providers) -> Resilience:
-    from flask import request
-
     from app import lifecycle
-    from app.signals import ATTEMPTS_KEY, UPSTREAM_KEY
 
     events = SignalEvents(app)
     upstreams = Upstreams(settings.circuit_breaker, on_change=events.circuit_changed)
@@ -104,15 +97,5 @@ def init_app(app: Flask, settings: Settings, providers: Providers) -> Resilience
     app.extensions[HEALTH_KEY] = health
     lifecycle.on_start(app, health.start)
     lifecycle.on_exit(app, health.stop)
-
-    @app.after_request
-    def upstream_headers(response: Response) -> Response:
-        attempts = request.environ.get(ATTEMPTS_KEY)
-        if attempts is not None:
-            response.headers[ATTEMPTS_HEADER] = str(attempts)
-            upstream = request.environ.get(UPSTREAM_KEY)
-            if upstream:
-                response.headers[UPSTREAM_HEADER] = quote(upstream, safe=_HEADER_SAFE)
-        return response
 
     return resilience

@@ -100,7 +100,7 @@ class Resilience:
         last: UpstreamError | None = None
         previous: str | None = None
         paused_for = math.inf
-        for route in self.ordered(routes, strategy, name):
+        for route in routes if strategy == FALLBACK else self.ordered(routes, strategy, name):
             deployment = route.provider.id
             state = upstreams[deployment]
             breaker = state.breaker

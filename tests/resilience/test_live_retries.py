@@ -160,3 +160,10 @@ def test_a_streams_headers_follow_its_first_event(gateway, fake):
     fake.on("POST", "/v1/chat/completions", Scripted(json_reply({}, 500), sse_reply([chunk("x")])))
     answer = chat(gateway.url, "openai/gpt-4o-mini", stream=True)
     assert answer.headers["X-Gateway-Attempts"] == "2" and answer.headers["X-Gateway-Upstream"] == "openai/gpt-4o-mini"
+
+
+def test_an_unusual_model_name_cannot_break_the_upstream_header(gateway, fake):
+    fake.on("POST", "/v1/chat/completions", json_reply(completion()))
+    answer = chat(gateway.url, "openai/odd\r\nX-Injected: 1 é")
+    assert answer.status_code == 200 and "X-Injected" not in answer.headers
+    assert answer.headers["X-Gateway-Upstream"] == "openai/odd%0D%0AX-Injected:%201%20%C3%A9"
