@@ -69,6 +69,7 @@ class Health:
         self._next_check = 0.0
         self._stop = threading.Event()
         self._thread: threading.Thread | None = None
+        self._checking: threading.Thread | None = None
 
     # -- the views ---------------------------------------------------------------------------------
     def own_view(self) -> dict[str, Any]:
@@ -118,10 +119,18 @@ class Health:
             try:
                 if self.check_interval and self.wall() >= self._next_check and self._may_check():
                     self._next_check = self.wall() + self.check_interval
-                    self.check_all()
+                    self._check_in_background()
                 self.publish()
             except Exception:
                 log.exception("provider health: publishing failed")
+
+    def _check_in_background(self) -> None:
+        """The checks in a thread of their own (a greenlet under gevent): a slow deployment must not
+        hold up publishing; a round still running when the next is due is not doubled."""
+        if self._checking is not None and self._checking.is_alive():
+            return
+        self._checking = threading.Thread(target=self.check_all, name="provider-health-check", daemon=True)
+        self._checking.start()
 
     def _may_check(self) -> bool:
         return self.board is None or self.board.try_checker_lock()
@@ -135,6 +144,8 @@ class Health:
     def check_all(self) -> None:
         """The active check: every deployment's model list, once."""
         for provider in self.deployments:
+            if self._stop.is_set():
+                return
             started = time.perf_counter()
             try:
                 provider.list_models()
