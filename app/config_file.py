@@ -7,12 +7,13 @@
     prices:            USD per million tokens per model, laid over the shipped table (app/accounts)
 
 `load(path, environ, provider_urls=..., provider_keys=...)` reads it with PyYAML (duplicate keys
-refused), replaces every `${NAME}` in a string value with that environment variable, validates it
-with the marshmallow schemas below (unknown keys are errors, so a typo never passes silently),
-then checks what one schema cannot: kinds, URLs, names, and that every alias target names a
-deployment that exists and is configured. A problem raises `ConfigFileError(where, problem)`,
-`where` being the key path (`aliases.fast.targets[1]`); `Settings` (app/config.py) turns it into
-its one line naming the file. Values of `api_key` and `headers` are never shown in a message.
+refused), replaces every `${NAME}` in a string value with that environment variable, validates
+it with the marshmallow schemas of app/config_schema.py (unknown keys are errors, so a typo
+never passes silently), then checks what one schema cannot: kinds, URLs, names, and that every
+alias target names a deployment that exists and is configured. A problem raises
+`ConfigFileError(where, problem)`, `where` being the key path (`aliases.fast.targets[1]`);
+`Settings` (app/config.py) turns it into its one line naming the file. Values of `api_key` and
+`headers` are never shown in a message.
 
 Without a file (or for a section it leaves out) the defaults below apply: retries and circuit
 breakers are on for every provider. Importing this module is cheap (gunicorn's master reads it).
@@ -24,15 +25,15 @@ import re
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from types import MappingProxyType
-from typing import Any, ClassVar
+from typing import Any
 
 import yaml
-from marshmallow import RAISE, Schema, ValidationError, fields, validate
+from marshmallow import ValidationError
 
-from app.config_values import check_http_url, parse_duration
+from app.config_schema import FileSchema, first_problem
+from app.config_values import check_http_url
 from app.providers.catalog import CATALOG
 
-STRATEGIES = ("fallback", "round_robin", "least_busy")
 DEPLOYMENT_NAME = re.compile(r"[a-z0-9][a-z0-9_.-]{0,62}")
 ALIAS_NAME = re.compile(r"[^\s\x00-\x1f]{1,256}")
 _HEADER_NAME = re.compile(r"[!#$%&'*+\-.^_`|~0-9A-Za-z]+")
@@ -94,94 +95,6 @@ class ConfigFile:
     prices: Mapping[str, Mapping[str, float]] = field(default_factory=lambda: MappingProxyType({}))
 
 
-# -- the schemas ----------------------------------------------------------------------------------
-
-class Duration(fields.Field):
-    """A Go-style duration string (`250ms`, `30s`, `1m30s`) or 0, as float seconds."""
-
-    def _deserialize(self, value: Any, attr: str | None, data: Any, **kwargs: Any) -> float:
-        if value == 0 and not isinstance(value, bool):
-            return 0.0
-        if not isinstance(value, str):
-            raise ValidationError("expected a duration such as 250ms, 30s or 1m30s")
-        try:
-            return float(parse_duration(value))
-        except ValueError as exc:
-            raise ValidationError(str(exc)) from None
-
-
-def _at_least(minimum: float, shown: str) -> validate.Range:
-    return validate.Range(min=minimum, error=f"must be at least {shown}")
-
-
-class _Strict(Schema):
-    class Meta:
-        unknown = RAISE
-
-    error_messages: ClassVar[dict[str, str]] = {"type": "expected a mapping of keys to values",
-                                                "unknown": "unknown key"}
-
-
-def _number(**kwargs: Any) -> fields.Float:
-    return fields.Float(allow_nan=False, error_messages={"invalid": "expected a number"}, **kwargs)
-
-
-def _integer(**kwargs: Any) -> fields.Integer:
-    return fields.Integer(strict=True, error_messages={"invalid": "expected a whole number"}, **kwargs)
-
-
-def _text(**kwargs: Any) -> fields.String:
-    return fields.String(error_messages={"invalid": "expected a text value"}, **kwargs)
-
-
-class DeploymentSchema(_Strict):
-    kind = _text()
-    base_url = _text()
-    api_key = _text()
-    headers = fields.Dict(keys=_text(), values=_text(), error_messages={"invalid": "expected a mapping of names to values"})
-
-
-class AliasSchema(_Strict):
-    strategy = _text(load_default="fallback",
-                     validate=validate.OneOf(STRATEGIES, error=f"expected one of {', '.join(STRATEGIES)}"))
-    targets = fields.List(_text(), required=True,
-                          validate=validate.Length(min=1, error="list at least one deployment/model target"),
-                          error_messages={"invalid": "expected a list of deployment/model targets",
-                                          "required": "missing: list the deployment/model targets"})
-
-
-class RetrySchema(_Strict):
-    attempts = _integer(validate=validate.Range(min=1, max=10, error="expected 1 to 10"))
-    backoff = Duration()
-    max_backoff = Duration()
-    max_retry_after = Duration()
-    budget = _number(validate=validate.Range(min=0, max=10, error="expected a share from 0 to 10 (0.2 = 20%)"))
-    budget_min = _integer(validate=_at_least(0, "0"))
-
-
-class CircuitBreakerSchema(_Strict):
-    failures = _integer(validate=_at_least(1, "1"))
-    cooldown = Duration(validate=validate.Range(min=0.001, error="must be at least 1ms"))
-
-
-class PriceSchema(_Strict):
-    input = _number(validate=_at_least(0, "0"))
-    output = _number(validate=_at_least(0, "0"))
-
-
-def _sections(schema: type[Schema]) -> fields.Dict:
-    return fields.Dict(keys=_text(), values=fields.Nested(schema),
-                       error_messages={"invalid": "expected a mapping of names to settings"})
-
-
-class FileSchema(_Strict):
-    deployments = _sections(DeploymentSchema)
-    aliases = _sections(AliasSchema)
-    retry = fields.Nested(RetrySchema)
-    circuit_breaker = fields.Nested(CircuitBreakerSchema)
-    prices = _sections(PriceSchema)
-
-
 # -- reading ----------------------------------------------------------------------------------------
 
 class _UniqueKeyLoader(yaml.SafeLoader):
@@ -212,6 +125,10 @@ def read_yaml(text: str) -> Any:
         raise ConfigFileError(where, f"not valid YAML ({problem})") from None
 
 
+def _join(where: str, key: Any) -> str:
+    return f"{where}.{key}" if where else str(key)
+
+
 def expand(value: Any, environ: Mapping[str, str], where: str = "") -> Any:
     """Every `${NAME}` in the string values of `value` replaced by that variable; unset is an error."""
     if isinstance(value, str):
@@ -227,35 +144,6 @@ def expand(value: Any, environ: Mapping[str, str], where: str = "") -> Any:
     if isinstance(value, list):
         return [expand(v, environ, f"{where}[{i}]") for i, v in enumerate(value)]
     return value
-
-
-def _join(where: str, key: Any) -> str:
-    return f"{where}.{key}" if where else str(key)
-
-
-def first_problem(messages: Any, schema: Schema | fields.Field, where: str = "") -> ConfigFileError:
-    """marshmallow's nested error messages as one (key path, problem), walking the schema alongside."""
-    if isinstance(messages, list):
-        problem = str(messages[0]).rstrip(".")
-        if problem == "unknown key" and isinstance(schema, Schema):
-            problem += f" (expected one of: {', '.join(schema.fields)})"
-        elif problem[:1].isupper():
-            problem = problem[0].lower() + problem[1:]
-        return ConfigFileError(where, problem)
-    key, inner = next(iter(messages.items()))
-    if key == "_schema":
-        return first_problem(inner, schema, where)
-    if isinstance(schema, Schema):
-        return first_problem(inner, schema.fields.get(key, schema), _join(where, key))
-    if isinstance(schema, fields.Nested):
-        return first_problem(messages, schema.schema, where)
-    if isinstance(schema, fields.List):
-        return first_problem(inner, schema.inner, f"{where}[{key}]")
-    if isinstance(schema, fields.Dict):
-        if "key" in inner:
-            return ConfigFileError(_join(where, key), "the name must be a text value")
-        return first_problem(inner.get("value", inner), schema.value_field or schema, _join(where, key))
-    return first_problem(inner, schema, _join(where, key))
 
 
 def load(path: str, environ: Mapping[str, str], *, provider_urls: Mapping[str, str],
@@ -277,7 +165,7 @@ def load(path: str, environ: Mapping[str, str], *, provider_urls: Mapping[str, s
     try:
         data = schema.load(expand(raw, environ))
     except ValidationError as exc:
-        raise first_problem(exc.messages, schema) from None
+        raise ConfigFileError(*first_problem(exc.messages, schema)) from None
     deployments = tuple(_deployment(name, spec, provider_urls, provider_keys)
                         for name, spec in (data.get("deployments") or {}).items())
     known = {d.name: d for d in deployments}
