@@ -142,7 +142,7 @@ class Settings:
     mcp_exclude_tools: CommaList = setting("MCP_EXCLUDE_TOOLS", "", "MCP tools to leave out (case-insensitive, with or without `mcp_`).", section="mcp")
 
     # auth
-    auth_enable: bool = setting("AUTH_ENABLE", "false", "Require a credential (OIDC JWT or API key) on every route but GET /health.", section="auth")
+    auth_enable: bool = setting("AUTH_ENABLE", "false", "Require a credential (OIDC JWT or API key) on every route but the probes GET /health and GET /health/ready.", section="auth")
     auth_oidc_issuer: HttpUrl = setting("AUTH_OIDC_ISSUER", "http://keycloak:8080/realms/inference-gateway-realm", "OIDC issuer URL; discovery at <issuer>/.well-known/openid-configuration (fetched on the first token, not at start-up). Empty turns OIDC off (API keys only).", section="auth")
     auth_oidc_client_id: str = setting("AUTH_OIDC_CLIENT_ID", "inference-gateway-client", "OIDC client ID; tokens must carry it in `aud`.", section="auth", secret=True)
     auth_oidc_client_secret: str = setting("AUTH_OIDC_CLIENT_SECRET", "", "OIDC client secret.", section="auth", secret=True, ignored="the gateway only verifies tokens, with the issuer's public keys; a client secret is needed only to obtain tokens")
@@ -151,7 +151,7 @@ class Settings:
 
     # rate limits
     rate_limit_enable: bool = setting("RATE_LIMIT_ENABLE", "false", "Limit requests (and tokens) per subject.", section="rate_limit")
-    rate_limit_default: RequestLimits = setting("RATE_LIMIT_DEFAULT", "60/minute;1000/hour", "Request limits per subject over every route but /health, flask-limiter syntax, `;`-separated (e.g. `60/minute;1000/hour`); empty for none.", section="rate_limit")
+    rate_limit_default: RequestLimits = setting("RATE_LIMIT_DEFAULT", "60/minute;1000/hour", "Request limits per subject over every route but the probes (/health, /health/ready), flask-limiter syntax, `;`-separated (e.g. `60/minute;1000/hour`); empty for none.", section="rate_limit")
     rate_limit_storage_uri: StorageUri = setting("RATE_LIMIT_STORAGE_URI", "memory://", "`memory://` counts per worker process (N workers allow N times the limit); `redis://host:6379/0` shares limits exactly across every worker and host.", section="rate_limit")
     rate_limit_fail_open: bool = setting("RATE_LIMIT_FAIL_OPEN", "true", "When the limit storage is unreachable: true serves without limits and logs an error (at most every 10 s per worker), false answers 503.", section="rate_limit")
     rate_limit_tokens_per_minute: int = setting("RATE_LIMIT_TOKENS_PER_MINUTE", "0", "Tokens per subject per minute, charged with each completion's real usage (streams too); once used up, requests are refused until the minute ends. 0 turns it off.", section="rate_limit", minimum="0")

@@ -23,7 +23,7 @@ and our own:
 
     llm_gateway_overhead_duration       histogram  ms; request_method, request_path
         wall time of a request inside the app minus the time spent waiting for providers
-        (every request but GET /health)
+        (every request but the public probes, GET /health and /health/ready)
     llm_time_to_first_token             histogram  ms; provider, model
         streams: from the app receiving the request to the first body byte handed to gunicorn
 
