@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import json
+import os
+import time
 from concurrent.futures import ThreadPoolExecutor
 
 import requests
@@ -140,3 +142,12 @@ def test_the_active_check_lists_models_and_reports_what_it_found(live_gateway, f
     entry = wait_for(checked(False), 15, "a failed active check")
     assert entry["state"] == "down" and entry["last_check"]["error"]
     assert chat(gateway.url, "checked/m").status_code == 404  # the check never opened a circuit
+
+
+def test_ready_is_never_limited_and_the_detail_is(make_app):
+    app = make_app({"RATE_LIMIT_ENABLE": "true", "RATE_LIMIT_DEFAULT": "2/minute", "OPENAI_API_KEY": "sk-a",
+                    "RATE_LIMIT_KEY_PREFIX": f"test-{os.getpid()}-{time.monotonic_ns()}"})
+    client = app.test_client()
+    assert {client.get("/health/ready").status_code for _ in range(5)} == {200}
+    assert [client.get("/health/providers").status_code for _ in range(3)] == [200, 200, 429]
+    assert app.extensions["gateway.health"].snapshot()["data"][0]["id"] == "openai"  # what the console calls
