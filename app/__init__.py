@@ -22,7 +22,7 @@ def create_app(overrides: Mapping[str, str] | None = None) -> Flask:
     """
     from flask import Flask, g, request
 
-    from app import accounts, cli, mcp, request_preview, telemetry
+    from app import accounts, cli, mcp, request_preview, resilience, telemetry
     from app.access_log import REQUEST_ID_ENVIRON_KEY, AccessLog, request_id_from
     from app.api import chat, health, mcp_tools, media, messages, models, proxy, responses, spec
     from app.auth import guard
@@ -32,7 +32,7 @@ def create_app(overrides: Mapping[str, str] | None = None) -> Flask:
     from app.extensions import GatewayState
     from app.logs import configure_logging
     from app.providers.provider import Providers
-    from app.providers.routing import ModelPolicy
+    from app.providers.routing import ModelPolicy, Router, aliases_from
     from app.rate_limits import RateLimits
 
     environ = environment_with_dotenv()
@@ -53,15 +53,18 @@ def create_app(overrides: Mapping[str, str] | None = None) -> Flask:
     )
     gateway.init_app(app)
     guard.init_app(app)  # before any other before_request hook: later ones may read the subject
-    if accounts.init_app(app, settings):  # virtual keys: after the guard, before the access log middleware
+    # virtual keys: after the guard, before the access log middleware; prices from GATEWAY_CONFIG
+    if accounts.init_app(app, settings, price_overrides=settings.prices):
         from app.api import admin
 
         app.register_blueprint(admin.bp)
     cli.init_app(app)
 
     mcp.init_app(app, settings)
-    Dispatcher(app, providers=gateway.providers, policy=gateway.model_policy, vision=settings.enable_vision,
-               agent=app.extensions[mcp.EXTENSION_KEY]).init_app(app)
+    router = Router(gateway.providers, aliases_from(settings.aliases, gateway.providers))
+    Dispatcher(app, router=router, policy=gateway.model_policy, vision=settings.enable_vision,
+               agent=app.extensions[mcp.EXTENSION_KEY],
+               resilience=resilience.init_app(app, settings, gateway.providers)).init_app(app)
 
     app.register_blueprint(health.bp)
     app.register_blueprint(spec.bp)

@@ -23,9 +23,19 @@ import os
 import re
 from collections.abc import Mapping
 from dataclasses import dataclass, field, fields
+from functools import partial
 from typing import Any, get_type_hints
 
 from app.auth.api_keys import looks_like_jwt
+from app.config_file import (
+    AliasSettings,
+    CircuitBreakerSettings,
+    ConfigFile,
+    ConfigFileError,
+    Deployment,
+    RetrySettings,
+)
+from app.config_file import load as load_config_file
 from app.config_values import (
     PARSERS,
     ByteSize,
@@ -55,6 +65,7 @@ SECTIONS = {
     "accounts": "Virtual keys, budgets and the usage ledger",
     "server": "Server settings",
     "client": "Client settings",
+    "resilience": "Deployments, aliases, retries and provider health",
     "providers": "Providers",
 }
 
@@ -133,7 +144,7 @@ class Settings:
     mcp_exclude_tools: CommaList = setting("MCP_EXCLUDE_TOOLS", "", "MCP tools to leave out (case-insensitive, with or without `mcp_`).", section="mcp")
 
     # auth
-    auth_enable: bool = setting("AUTH_ENABLE", "false", "Require a credential (OIDC JWT or API key) on every route but GET /health.", section="auth")
+    auth_enable: bool = setting("AUTH_ENABLE", "false", "Require a credential (OIDC JWT or API key) on every route but the probes GET /health and GET /health/ready.", section="auth")
     auth_oidc_issuer: HttpUrl = setting("AUTH_OIDC_ISSUER", "http://keycloak:8080/realms/inference-gateway-realm", "OIDC issuer URL; discovery at <issuer>/.well-known/openid-configuration (fetched on the first token, not at start-up). Empty turns OIDC off (API keys only).", section="auth")
     auth_oidc_client_id: str = setting("AUTH_OIDC_CLIENT_ID", "inference-gateway-client", "OIDC client ID; tokens must carry it in `aud`.", section="auth", secret=True)
     auth_oidc_client_secret: str = setting("AUTH_OIDC_CLIENT_SECRET", "", "OIDC client secret.", section="auth", secret=True, ignored="the gateway only verifies tokens, with the issuer's public keys; a client secret is needed only to obtain tokens")
@@ -143,7 +154,7 @@ class Settings:
 
     # rate limits
     rate_limit_enable: bool = setting("RATE_LIMIT_ENABLE", "false", "Limit requests (and tokens) per subject.", section="rate_limit")
-    rate_limit_default: RequestLimits = setting("RATE_LIMIT_DEFAULT", "60/minute;1000/hour", "Request limits per subject over every route but /health, flask-limiter syntax, `;`-separated (e.g. `60/minute;1000/hour`); empty for none.", section="rate_limit")
+    rate_limit_default: RequestLimits = setting("RATE_LIMIT_DEFAULT", "60/minute;1000/hour", "Request limits per subject over every route but the probes (/health, /health/ready), flask-limiter syntax, `;`-separated (e.g. `60/minute;1000/hour`); empty for none.", section="rate_limit")
     rate_limit_storage_uri: StorageUri = setting("RATE_LIMIT_STORAGE_URI", "memory://", "`memory://` counts per worker process (N workers allow N times the limit); `redis://host:6379/0` shares limits exactly across every worker and host.", section="rate_limit")
     rate_limit_fail_open: bool = setting("RATE_LIMIT_FAIL_OPEN", "true", "When the limit storage is unreachable: true serves without limits and logs an error (at most every 10 s per worker), false answers 503.", section="rate_limit")
     rate_limit_storage_backoff: Duration = setting("RATE_LIMIT_STORAGE_BACKOFF", "5s", "After a failure of the limit storage, how long each worker skips it (serving per RATE_LIMIT_FAIL_OPEN without waiting for it) before trying it again; 0 tries it on every request.", section="rate_limit")
@@ -184,6 +195,10 @@ class Settings:
     client_max_event_size: ByteSize = setting("CLIENT_MAX_EVENT_SIZE", "16MiB", "Largest single server-sent event the gateway accepts from a provider's stream; a stream that goes past it without an event boundary is ended with an error event (before its first byte: a 502).", section="client", minimum="1KiB")
     client_expect_continue_timeout: Duration = setting("CLIENT_EXPECT_CONTINUE_TIMEOUT", "1s", "How long the Go gateway waited for a provider's `100 Continue`.", section="client", ignored=_NO_EXPECT_CONTINUE)
 
+    # resilience (app/resilience/, the file's model in app/config_file.py)
+    gateway_config: str = setting("GATEWAY_CONFIG", "", "Path of the optional YAML configuration file: deployments (named upstreams of a catalog kind), aliases (model names with fallback, round-robin or least-busy targets), retry, circuit_breaker and prices; see the README. Read and checked at start-up like every setting. Without it, retries and circuit breakers run with their defaults for every provider.", section="resilience")
+    health_check_interval: Duration = setting("HEALTH_CHECK_INTERVAL", "0", "How often one worker per host asks every configured deployment for its model list, to keep GET /health/providers current without traffic; 0 turns the active check off (health then comes from requests alone). At least 1s when on.", section="resilience")
+
     # providers: <ID>_API_URL and <ID>_API_KEY come from the catalog; what else a provider needs:
     cloudflare_account_id: str = setting("CLOUDFLARE_ACCOUNT_ID", "", "Cloudflare account id (32 hex digits, in the dashboard's URL): fills `{ACCOUNT_ID}` in CLOUDFLARE_API_URL. Required with CLOUDFLARE_API_KEY.", section="providers")
 
@@ -195,6 +210,8 @@ class Settings:
     explicitly_set: frozenset[str] = field(default=frozenset(), repr=False)
     # The providers whose <ID>_API_URL is set.
     provider_urls_set: frozenset[str] = field(default=frozenset(), repr=False)
+    # GATEWAY_CONFIG's content, checked (the defaults without a file).
+    config_file: ConfigFile = field(default_factory=ConfigFile, repr=False)
 
     @classmethod
     def from_environ(cls, environ: Mapping[str, str] | None = None) -> Settings:
@@ -229,8 +246,16 @@ class Settings:
         if values["auth_enable"] and values["auth_api_keys_file"]:
             api_keys += read_keys_file(values["auth_api_keys_file"])
         explicitly_set = frozenset(f.metadata["env"] for f in declared_fields() if f.metadata["env"] in environ)
+        config_file = ConfigFile()
+        if values["gateway_config"].strip():
+            path = values["gateway_config"].strip()
+            try:
+                config_file = load_config_file(path, environ, provider_urls=urls, provider_keys=keys,
+                                               configured=partial(catalog_provider_configured, keys=keys, urls_set=urls_set))
+            except ConfigFileError as exc:
+                raise ConfigError(f"invalid GATEWAY_CONFIG={path!r}: {exc}") from None
         settings = cls(**values, provider_urls=urls, provider_keys=keys, api_keys=tuple(dict.fromkeys(api_keys)),
-                       explicitly_set=explicitly_set, provider_urls_set=urls_set)
+                       explicitly_set=explicitly_set, provider_urls_set=urls_set, config_file=config_file)
         settings.check()
         return settings
 
@@ -250,7 +275,30 @@ class Settings:
         if self.telemetry_enable and self.telemetry_metrics_port == bound_port:
             raise ConfigError(f"invalid TELEMETRY_METRICS_PORT={self.telemetry_metrics_port}: the gateway itself "
                               f"listens on that port ({'PORT' if self.port is not None else 'SERVER_PORT'})")
+        if 0 < self.health_check_interval < 1:
+            raise ConfigError(f"invalid HEALTH_CHECK_INTERVAL={self.health_check_interval:g}s: must be 0 (off) or at least 1s")
         self.check_accounts()
+
+    # The configuration file's sections (app/config_file.py), typed; defaults without a file.
+    @property
+    def deployments(self) -> tuple[Deployment, ...]:
+        return self.config_file.deployments
+
+    @property
+    def aliases(self) -> Mapping[str, AliasSettings]:
+        return self.config_file.aliases
+
+    @property
+    def retry(self) -> RetrySettings:
+        return self.config_file.retry
+
+    @property
+    def circuit_breaker(self) -> CircuitBreakerSettings:
+        return self.config_file.circuit_breaker
+
+    @property
+    def prices(self) -> Mapping[str, Mapping[str, float]]:
+        return self.config_file.prices
 
     def ignored_settings(self) -> list[str]:
         """One line per setting that is set but does nothing here, saying why (logged at start-up)."""
@@ -269,12 +317,7 @@ class Settings:
             raise ConfigError(f"invalid USAGE_BUFFER_ROWS={self.usage_buffer_rows!r}: must be at least 100")
 
     def provider_configured(self, pid: str) -> bool:
-        """A catalog provider is configured by its key (none for auth type `none`) and, where its
-        catalog URL is only an example (`requires_url`: Ollama), by <ID>_API_URL."""
-        spec = CATALOG[pid]
-        if spec.requires_url and pid not in self.provider_urls_set:
-            return False
-        return spec.auth_type == "none" or bool(self.provider_keys.get(pid))
+        return catalog_provider_configured(pid, keys=self.provider_keys, urls_set=self.provider_urls_set)
 
     @property
     def development(self) -> bool:
@@ -289,6 +332,9 @@ class Settings:
                 value = getattr(self, f.name)
                 found.extend(value if isinstance(value, tuple) else [value])
         found.append(database_password(self.database_url))
+        for deployment in self.deployments:  # literal secrets in the file are allowed, never logged
+            found.append(deployment.api_key)
+            found.extend(value for value in deployment.headers.values() if len(value) >= 8)
         return [v for v in dict.fromkeys(found) if v and len(v) >= 4]
 
 
@@ -384,6 +430,15 @@ def mask_database_url(url: str) -> str:
 def database_password(url: str) -> str:
     found = re.search(r"://[^:/@]*:([^@]*)@", url)
     return found.group(1) if found else ""
+
+
+def catalog_provider_configured(pid: str, *, keys: Mapping[str, str], urls_set: frozenset[str]) -> bool:
+    """A catalog provider is configured by its key (none for auth type `none`) and, where its
+    catalog URL is only an example (`requires_url`: Ollama), by <ID>_API_URL."""
+    spec = CATALOG[pid]
+    if spec.requires_url and pid not in urls_set:
+        return False
+    return spec.auth_type == "none" or bool(keys.get(pid))
 
 
 def declared_fields() -> list:

@@ -169,7 +169,9 @@ class UpstreamStatus(UpstreamError):
         self.content_type = content_type or "application/json"
 
     def to_response(self) -> Response:
-        return Response(self.body, status=self.status, content_type=self.content_type)
+        response = Response(self.body, status=self.status, content_type=self.content_type)
+        response.headers.update(self.headers)  # e.g. the provider's Retry-After
+        return response
 
 
 # Anthropic's error type names, by status (its API documents these); others are `api_error`.

@@ -14,12 +14,24 @@ inside an app context (a stream's usage is known after its request has gone):
     usage_recorded     a request's model calls were priced and written to the usage ledger
                        (app/accounts, as the response closes); kwargs: provider, model,
                        key_name ("" without a virtual key), cost_usd (float), total_tokens (int)
+    upstream_retried   a failed try is tried again on the same deployment (app/resilience);
+                       kwargs: deployment
+    upstream_fell_back an alias left a failed deployment for its next target; kwargs: deployment
+                       (the one left), to (the next one)
+    circuit_changed    a deployment's circuit breaker changed state in this worker; kwargs:
+                       deployment, state ("open", "half_open", "closed")
+    retry_budget_exhausted  a retry or fallback was not made: the worker's retry budget is spent;
+                       kwargs: deployment
 
 Request facts live in the WSGI environ, so WSGI middleware (access log, metrics) can read them
 after the view has returned, streams included:
 
-    PROVIDER_KEY  the provider id the request was routed to
+    PROVIDER_KEY  the provider (or deployment) id that served the request (the last one tried
+                  when none did)
     MODEL_KEY     the model as the provider knows it
+    ALIAS_KEY     the alias the client named, when it named one (app/resilience)
+    UPSTREAM_KEY  `deployment/model` that served (or was tried last), for X-Gateway-Upstream
+    ATTEMPTS_KEY  upstream tries the call made (int), for X-Gateway-Attempts
     SUBJECT_KEY   the authenticated subject (JWT `sub` or API key id); absent when auth is off
     KEY_NAME_KEY  the virtual key's name (app/accounts), when the request used one
     USAGE_KEY     the request's tokens and cost, {prompt_tokens, completion_tokens, total_tokens,
@@ -45,12 +57,19 @@ _signals = Namespace()
 completion_usage = _signals.signal("completion-usage")
 tool_called = _signals.signal("tool-called")
 usage_recorded = _signals.signal("usage-recorded")
+upstream_retried = _signals.signal("upstream-retried")
+upstream_fell_back = _signals.signal("upstream-fell-back")
+circuit_changed = _signals.signal("circuit-changed")
+retry_budget_exhausted = _signals.signal("retry-budget-exhausted")
 
 PROVIDER_KEY = "gateway.provider"
 MODEL_KEY = "gateway.model"
 SUBJECT_KEY = "gateway.subject"
 KEY_NAME_KEY = "gateway.key_name"
 USAGE_KEY = "gateway.usage"
+ALIAS_KEY = "gateway.alias"
+UPSTREAM_KEY = "gateway.upstream"
+ATTEMPTS_KEY = "gateway.attempts"
 
 
 def send(signal: Signal, app: Flask, **kwargs: Any) -> None:

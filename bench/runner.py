@@ -13,6 +13,8 @@ Targets, each measured the same way (see bench/README.md for what every figure m
     minimal   bench/minimal.py, a ~30-line Flask passthrough on the same stack (the ceiling)
     litellm   the LiteLLM proxy (PyPI litellm[proxy]), the peer users would pick instead
     gateway   this project: gunicorn wsgi:app (gevent, 2 workers)
+    alias     the same gateway, the model named through a one-target alias of its configuration file
+              (GATEWAY_CONFIG): what routing through an alias costs against the direct provider/model
 """
 
 from __future__ import annotations
@@ -400,6 +402,15 @@ def build_targets(args: argparse.Namespace, mock_port: int) -> dict[str, Target]
     targets["gateway"] = Target(
         "gateway", "this gateway", [str(py_bin / "gunicorn"), "wsgi:app"], Path(args.gateway_dir), gateway_env, port,
         "openai/mock-model", "openai/mock-model-delay-5")
+    port = free_port()
+    config = OUT / "gateway-alias.yaml"
+    config.write_text("aliases:\n"
+                      "  mock-alias: {targets: [openai/mock-model]}\n"
+                      "  mock-alias-delay-5: {targets: [openai/mock-model-delay-5]}\n")
+    targets["alias"] = Target(
+        "alias", "this gateway, through a one-target alias", [str(py_bin / "gunicorn"), "wsgi:app"],
+        Path(args.gateway_dir), {**gateway_env, "SERVER_PORT": str(port), "GATEWAY_CONFIG": str(config)}, port,
+        "mock-alias", "mock-alias-delay-5")
     return targets
 
 
@@ -471,7 +482,7 @@ def versions(args: argparse.Namespace) -> dict:
 
 # --------------------------------------------------------------------------- report
 
-TARGETS = {"rps_vs_minimal": 0.95, "first_byte_overhead_ms": 3.0, "nonstream_vs_litellm": 8.0,
+TARGETS = {"alias_vs_gateway": 0.97, "rps_vs_minimal": 0.95, "first_byte_overhead_ms": 3.0, "nonstream_vs_litellm": 8.0,
            "stream_vs_litellm": 15.0, "idle_pss_mb": 120.0, "rss_growth": 1.1}
 
 
@@ -499,8 +510,10 @@ def mean_cpu(result: dict | None, mode: str, connections: int) -> float | None:
 
 def ratios(data: dict) -> dict:
     res = data["results"]
-    out: dict = {"vs_minimal": {}, "vs_litellm": {}, "cpu_vs_minimal": {}, "cpu_vs_litellm": {}}
+    out: dict = {"vs_minimal": {}, "vs_litellm": {}, "cpu_vs_minimal": {}, "cpu_vs_litellm": {},
+                 "alias_vs_gateway": {}, "alias_cpu_vs_gateway": {}}
     gw = res.get("gateway")
+    alias = res.get("alias")
     for mode in MODES:
         for c in CONCURRENCIES:
             key = f"{mode} c{c}"
@@ -510,6 +523,9 @@ def ratios(data: dict) -> dict:
                 out[slot][key] = g / o if g and o else None
                 gc, oc = mean_cpu(gw, mode, c), mean_cpu(res.get(other), mode, c)
                 out[f"cpu_{slot}"][key] = gc / oc if gc and oc else None
+            a, ac, gc = mean_rps(alias, mode, c), mean_cpu(alias, mode, c), mean_cpu(gw, mode, c)
+            out["alias_vs_gateway"][key] = a / g if a and g else None
+            out["alias_cpu_vs_gateway"][key] = ac / gc if ac and gc else None
     if gw and res.get("mock") and gw.get("ttfb") and res["mock"].get("ttfb"):
         out["first_byte_overhead_ms"] = [g["p50_ms"] - d["p50_ms"] for g, d in zip(gw["ttfb"], res["mock"]["ttfb"])]
     for name in ("minimal", "litellm"):
@@ -533,6 +549,14 @@ def verdicts(data: dict, r: dict) -> list[tuple[str, str, str]]:
             v = r["vs_minimal"].get(f"{mode} c{c}")
             rows.append((f">= {TARGETS['rps_vs_minimal']}x minimal RPS, {mode} c{c}", fmt(v, "x"),
                          judge(None if v is None else v >= TARGETS["rps_vs_minimal"])))
+    if data["results"].get("alias", {}).get("runs"):
+        for mode in MODES:
+            for c in CONCURRENCIES:
+                v = r["alias_vs_gateway"].get(f"{mode} c{c}")
+                need = TARGETS["alias_vs_gateway"]
+                rows.append((f">= {need}x the direct provider/model RPS through a one-target alias, {mode} c{c}",
+                             fmt(v, "x"),
+                             judge(None if v is None else v >= TARGETS["alias_vs_gateway"])))
     overhead = r.get("first_byte_overhead_ms")
     rows.append((f"first-byte overhead <= {TARGETS['first_byte_overhead_ms']:g} ms over direct (p50, each run)",
                  " / ".join(fmt(x, " ms") for x in overhead) if overhead else "n/a",
@@ -585,6 +609,13 @@ def render(data: dict) -> str:
             k = f"{mode} c{c}"
             lines.append(f"| {k} | {fmt(r['vs_minimal'].get(k), 'x')} | {fmt(r['vs_litellm'].get(k), 'x')} | "
                          f"{fmt(r['cpu_vs_minimal'].get(k), 'x')} | {fmt(r['cpu_vs_litellm'].get(k), 'x')} |")
+    if res.get("alias", {}).get("runs"):
+        lines += ["", "| | RPS alias / direct provider/model | CPU per request alias / direct |", "|---|---|---|"]
+        for mode in MODES:
+            for c in CONCURRENCIES:
+                k = f"{mode} c{c}"
+                lines.append(f"| {k} | {fmt(r['alias_vs_gateway'].get(k), 'x')} | "
+                             f"{fmt(r['alias_cpu_vs_gateway'].get(k), 'x')} |")
     lines.append("")
     for name in ("gateway", "minimal", "litellm"):
         key = "first_byte_overhead_ms" if name == "gateway" else f"{name}_first_byte_overhead_ms"
@@ -594,7 +625,7 @@ def render(data: dict) -> str:
     lines += ["", "## Throughput and latency", "",
               "| target | mode | conc | RPS | p50 ms | p99 ms | errors | CPU ms/req | peak RSS MB | peak PSS MB |",
               "|---|---|---|---|---|---|---|---|---|---|"]
-    for name in ("mock", "minimal", "gateway", "litellm"):
+    for name in ("mock", "minimal", "gateway", "alias", "litellm"):
         result = res.get(name)
         if not result:
             continue
@@ -609,7 +640,7 @@ def render(data: dict) -> str:
                              f"{both(result, mode, c, 'peak_rss_mb', 0)} | {both(result, mode, c, 'peak_pss_mb', 0)} |")
     lines += ["", f"## Stream time to first byte ({data['ttfb_requests']} sequential requests, {TTFB_DELAY_MS} ms per chunk)", "",
               "| target | p50 ms | mean ms | p90 ms | whole stream p50 ms |", "|---|---|---|---|---|"]
-    for name in ("mock", "minimal", "gateway", "litellm"):
+    for name in ("mock", "minimal", "gateway", "alias", "litellm"):
         result = res.get(name)
         if result and result.get("ttfb"):
             t = result["ttfb"]
@@ -618,7 +649,7 @@ def render(data: dict) -> str:
     lines += ["", "## Memory", "",
               "| target | processes | idle after start: RSS / PSS MB | idle, warm (run 1 / run 2): RSS MB | PSS MB | peak under load: RSS MB | PSS MB |",
               "|---|---|---|---|---|---|---|"]
-    for name in ("mock", "minimal", "gateway", "litellm"):
+    for name in ("mock", "minimal", "gateway", "alias", "litellm"):
         result = res.get(name)
         if not result or not result.get("runs"):
             continue
@@ -650,7 +681,7 @@ def summary(data: dict) -> str:
     r = ratios(data)
     lines = ["", "=" * 78, "SUMMARY (mean of 2 runs)", "=" * 78]
     lines.append(f"{'':<22}" + "".join(f"{m + ' c' + str(c):>16}" for m in MODES for c in CONCURRENCIES))
-    for name in ("mock", "minimal", "gateway", "litellm"):
+    for name in ("mock", "minimal", "gateway", "alias", "litellm"):
         result = data["results"].get(name)
         if not result or not result.get("runs"):
             if result:
@@ -660,6 +691,9 @@ def summary(data: dict) -> str:
     lines.append(f"{'gateway/minimal':<22}" + "".join(f"{fmt(r['vs_minimal'].get(f'{m} c{c}'), 'x'):>16}" for m in MODES for c in CONCURRENCIES))
     lines.append(f"{'gateway/LiteLLM':<22}" + "".join(f"{fmt(r['vs_litellm'].get(f'{m} c{c}'), 'x'):>16}" for m in MODES for c in CONCURRENCIES))
     lines.append(f"{'CPU/req gw/minimal':<22}" + "".join(f"{fmt(r['cpu_vs_minimal'].get(f'{m} c{c}'), 'x'):>16}" for m in MODES for c in CONCURRENCIES))
+    if data["results"].get("alias", {}).get("runs"):
+        lines.append(f"{'alias/direct RPS':<22}" + "".join(f"{fmt(r['alias_vs_gateway'].get(f'{m} c{c}'), 'x'):>16}" for m in MODES for c in CONCURRENCIES))
+        lines.append(f"{'CPU/req alias/direct':<22}" + "".join(f"{fmt(r['alias_cpu_vs_gateway'].get(f'{m} c{c}'), 'x'):>16}" for m in MODES for c in CONCURRENCIES))
     lines.append("")
     for target, measured, verdict in verdicts(data, r):
         lines.append(f"  [{verdict.strip('*'):>12}] {target}: {measured}")
@@ -671,7 +705,7 @@ def summary(data: dict) -> str:
 
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--targets", default="mock,minimal+gateway,litellm",
+    parser.add_argument("--targets", default="mock,minimal+gateway+alias,litellm",
                         help="comma list of groups; the targets of a group joined by + take turns run by run")
     parser.add_argument("--soak", default="gateway", help="targets whose RSS is taken after 10k and 100k requests ('' for none)")
     parser.add_argument("--seconds", type=float, default=10.0, help="length of each wrk run")
@@ -749,7 +783,7 @@ def main() -> int:
         mock.stop()
     commands += [
         f"BENCH_BODY='<body>' wrk -t{WRK_THREADS} -c<16|64> -d{args.seconds:g}s --timeout 10s -s bench/post.lua <url>",
-        "# body: {\"model\": <model>, \"messages\": [...], \"stream\": <false|true>}; model mock-model, openai/mock-model for the gateway",
+        "# body: {\"model\": <model>, \"messages\": [...], \"stream\": <false|true>}; model mock-model, openai/mock-model for the gateway, mock-alias through the alias",
         "# soak: same, c16, with BENCH_LIMIT=<requests left> in 5 s slices until 10k, then 100k",
         f"# first byte: {args.ttfb_requests} sequential POSTs with model mock-model-delay-{TTFB_DELAY_MS} on one keep-alive connection",
     ]

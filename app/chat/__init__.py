@@ -1,20 +1,23 @@
 """The Flask-free core of every model call, and the one layer in front of it.
 
 The views in `app/api/chat.py` validate a body and call `Dispatcher.answer`, which routes and
-checks once, then hands over to the plain relay or the MCP agent loop:
+checks once, opens the call (retries and fallbacks included), then hands over to the plain
+relay or the MCP agent loop:
 
-    route = resolve(model, provider_param, providers, bare=...)  # dispatch.py: provider/model, ?provider
-    environ[PROVIDER_KEY], environ[MODEL_KEY] = ...           #   request facts for logs and metrics
-    policy.check(route.model_id); vision rule                 #   allow/deny lists, ENABLE_VISION, once
-    meter = Meter(app, route, subject=..., stream=...)        # usage.py: usage and tool-call signals
-    answer = passthrough(route, endpoint, payload, meter)     # passthrough.py: answer as the provider did
-          or tool_loop.answer(agent, route, payload, ...)     # tool_loop.py: the MCP agent loop
+    target = router.target(model, provider_param, bare=...)   # dispatch.py: ?provider, alias, provider/model
+    policy.check(...); vision rule                            #   allow/deny lists, ENABLE_VISION, once
+    calls = Calls(resilience, routes, strategy=...)           # call.py: the request's targets
+    opened = calls.open(endpoint, payload, stream=...)        #   tries until the first bytes are in hand
+    environ[PROVIDER_KEY], [UPSTREAM_KEY], [ATTEMPTS_KEY]     #   who served, for logs, metrics, headers
+    answer = passthrough(opened, endpoint, payload, meter)    # passthrough.py: answer as the provider did
+          or tool_loop.answer(agent, calls, payload, ...)     # tool_loop.py: the MCP agent loop
 
 Under both paths (call.py):
 
-    response = open_response(route, endpoint, payload, stream=...)   # THE place a call is opened
-    data = complete(route, endpoint, payload, meter)                 # non-stream -> parsed JSON
-    for event in stream_events(route, endpoint, payload, meter): ... # stream -> parsed events
+    response = open_response(route, endpoint, payload, stream=...)   # ONE try: THE place a call is opened
+    opened = open_once(route, ...)                                   # + a whole body, or a stream's first event
+    data = complete(calls, endpoint, payload, meter_for)             # non-stream -> parsed JSON
+    for event in stream_events(calls, endpoint, payload, meter_for): ...  # stream -> parsed events
 
     endpoints.py  every model-calling endpoint as data plus small strategies (where the provider
                   serves it, how the upstream request is written, whether it streams, where usage
@@ -30,7 +33,7 @@ Under both paths (call.py):
     answer.py     `Answer`: status, content type and body (bytes, an event stream, a file) for the view
 
 Nothing here imports Flask or reads `current_app`/`request`: the app (the signals' sender), the
-WSGI environ and the query's provider come in as arguments. `open_response` raises before any
-byte reached the client, so a retry or fallback policy can wrap it and call it again for
-another route.
+WSGI environ and the query's provider come in as arguments. Nothing reaches the client before
+`Calls.open` returns, so app/resilience retries and falls back inside it (the first-byte
+contract: README, "Deployments, aliases, retries and fallbacks").
 """

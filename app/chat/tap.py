@@ -4,7 +4,7 @@
 usage or tool calls (the endpoint's `UsageFormat` says, from the bytes) are read into the
 meter; the usage-only chunk the client did not ask for is dropped. Every other block is relayed
 as it is, unparsed; the text in it is counted (`estimate.TextCount`). `close()` runs when the
-relay ends for any reason: it closes the provider response and reports the usage, or, when the
+relay ends for any reason: it closes the opened call (the provider response and its slot) and reports the usage, or, when the
 stream ended without it (the client hung up, the provider cut it, or never sent usage), an
 estimate from the prompt and the streamed text, marked `estimated` (app/chat/estimate.py).
 """
@@ -18,19 +18,18 @@ from app.chat.estimate import TextCount, estimated_usage
 from app.upstream import sse as sse_reader
 
 if TYPE_CHECKING:
-    import requests
-
+    from app.chat.call import Opened
     from app.chat.usage import Meter, UsageFormat
 
 
 class StreamTap:
-    __slots__ = ("format", "hide_usage_chunk", "meter", "prompt_chars", "response", "text")
+    __slots__ = ("format", "hide_usage_chunk", "meter", "opened", "prompt_chars", "text")
 
-    def __init__(self, usage: UsageFormat, meter: Meter, response: requests.Response, *, hide_usage_chunk: bool,
+    def __init__(self, usage: UsageFormat, meter: Meter, opened: Opened, *, hide_usage_chunk: bool,
                  prompt_chars: int = 0):
         self.format = usage
         self.meter = meter
-        self.response = response
+        self.opened = opened
         self.hide_usage_chunk = hide_usage_chunk
         self.prompt_chars = prompt_chars
         self.text = TextCount()
@@ -55,7 +54,7 @@ class StreamTap:
         return b"".join(kept) if dropped else block
 
     def close(self) -> None:
-        self.response.close()
+        self.opened.close()
         if self.meter.usage is None:  # cut short, or a provider that reports none
             self.meter.usage = estimated_usage(self.prompt_chars, self.text.chars)
         self.meter.finish()

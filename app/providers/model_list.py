@@ -2,7 +2,9 @@
 
     lists = ModelLists(settings, policy)
     lists.one(provider)        -> that provider's entries; its failure raises (502 / 504 / its own status)
-    lists.every(providers)     -> Merged(data, failed): the providers that failed are left out and named
+    lists.every(providers)     -> Merged(data, failed): the aliases of the configuration file, then
+                                  every provider's (and deployment's) models; the providers that
+                                  failed are left out and named
 
 `every` asks the providers concurrently (a `ThreadPoolExecutor`: greenlets under the gevent
 worker, real threads elsewhere), so it takes as long as the slowest provider, and never longer
@@ -12,7 +14,9 @@ left out as timed out when the budget runs out.
 
 Each provider's list is cached in this process for MODELS_CACHE_TTL (0 turns the cache off);
 a failure is never cached. The cache holds what the provider sent; ALLOWED_MODELS /
-DISALLOWED_MODELS filter on the way out.
+DISALLOWED_MODELS filter on the way out. An alias is listed (`owned_by` and `served_by`
+"gateway") when its name is allowed and at least one of its targets is; a provider's model with
+the same id as an alias is left out (the alias takes the name).
 """
 
 from __future__ import annotations
@@ -52,6 +56,7 @@ class ModelLists:
         headers = settings.client_response_header_timeout or settings.client_timeout
         self.budget = headers + settings.client_timeout + BUDGET_SLACK if headers and settings.client_timeout else None
         self.policy = policy
+        self.aliases = settings.aliases
         self._cache: dict[str, tuple[float, list[Entry]]] = {}
         self._lock = threading.Lock()
 
@@ -83,8 +88,18 @@ class ModelLists:
                     lists[provider.id] = future.result()
                     continue
                 failed.add(provider.id)
-        data = [model for p in providers if p.id in lists for model in self._allowed(lists[p.id])]
+        aliases = self.alias_entries()
+        taken = {entry["id"] for entry in aliases}
+        data = aliases + [model for p in providers if p.id in lists for model in self._allowed(lists[p.id])
+                          if model["id"] not in taken]
         return Merged(data, [p.id for p in providers if p.id in failed])
+
+    def alias_entries(self) -> list[Entry]:
+        """The configuration file's aliases a caller may use, as model entries."""
+        allows = self.policy.allows
+        return [{"id": name, "object": "model", "created": 0, "owned_by": "gateway", "served_by": "gateway"}
+                for name, alias in self.aliases.items()
+                if allows(name) and any(allows(f"{deployment}/{model}") for deployment, model in alias.targets)]
 
     def _fetch(self, provider: Provider) -> list[Entry]:
         cached = self._cached(provider.id)

@@ -15,9 +15,13 @@ decided once, when `Providers(settings)` is built at start-up:
 
 so a call only merges the caller's headers under the fixed ones (the credential cannot be
 overridden) and sends. `id` is the provider's name in routes and model ids; `spec` is its
-catalog kind: they are the same today, but a named deployment (`openai-eu` of kind `openai`)
-only shares the spec. Defaults are OpenAI passthrough; differences belong in the catalog or in
-`quirks/<kind>.py`.
+catalog kind. A catalog provider's id is its kind (`openai`); a deployment from the
+configuration file (GATEWAY_CONFIG) has its own name (`openai-eu` of kind `openai`), URL, key
+and extra headers, and is addressed like a provider everywhere (`openai-eu/gpt-4o`,
+`/proxy/openai-eu/...`, `/v1/models`). A deployment named like a catalog provider replaces that
+provider's settings. A declared deployment is always configured (a key is optional: an
+OpenAI-compatible server may need none). Defaults are OpenAI passthrough; differences belong in
+the catalog or in `quirks/<kind>.py`.
 """
 
 from __future__ import annotations
@@ -28,6 +32,7 @@ from typing import Any
 import requests
 
 from app.config import Settings
+from app.config_file import Deployment
 from app.errors import ProviderNotConfigured, UnknownProvider
 from app.providers.catalog import CATALOG, ProviderSpec
 from app.providers.model_entries import Entry, openai_models, unique
@@ -38,12 +43,19 @@ from app.upstream.sessions import build_upstream
 
 class Provider:
     def __init__(self, spec: ProviderSpec, *, url: str, api_key: str, settings: Settings, name: str | None = None,
-                 proxies: ProxyRules | None = None, configured: bool | None = None):
+                 proxies: ProxyRules | None = None, configured: bool | None = None,
+                 headers: Mapping[str, str] | None = None, declared: bool = False):
+        """`configured`: whether its settings make it usable (default: it has a key, or needs none);
+        `headers` are added to every call (with the credential, over the caller's); `declared`: a
+        deployment from the configuration file, configured with or without a key."""
         self.spec = spec
         self.id = name or spec.id
+        self.declared = declared
         self._api_key = api_key
-        self._configured = (spec.auth_type == "none" or bool(api_key)) if configured is None else configured
+        self._configured = declared or ((spec.auth_type == "none" or bool(api_key)) if configured is None
+                                        else configured)
         self._defaults = dict(spec.extra_headers)  # under the caller's headers: e.g. its anthropic-version wins
+        self._extra_headers = dict(headers or {})
         self.upstream = build_upstream(settings, f"provider {self.id}", url, headers=self._fixed_headers(),
                                        compress=not settings.client_disable_compression, rules=proxies)
         self.base_url = self.upstream.base_url
@@ -54,7 +66,7 @@ class Provider:
         return f"Provider({self.id!r}, configured={self.configured})"
 
     def _fixed_headers(self) -> dict[str, str]:
-        headers: dict[str, str] = {}
+        headers = dict(self._extra_headers)
         if self.spec.auth_type == "bearer" and self._api_key:
             headers["Authorization"] = f"Bearer {self._api_key}"
         elif self.spec.auth_type == "xheader" and self._api_key:
@@ -67,11 +79,14 @@ class Provider:
 
     @property
     def key_env(self) -> str:
-        """The setting that configures it: its key, or its URL where the catalog URL is an example."""
+        """The setting that configures it: the deployment's api_key, its key, or its URL where the
+        catalog URL is an example."""
+        if self.declared:
+            return f"deployments.{self.id}.api_key in GATEWAY_CONFIG"
         return f"{self.id.upper()}_API_URL" if self.spec.auth_type == "none" else f"{self.id.upper()}_API_KEY"
 
     def require_configured(self) -> None:
-        if not self.configured:
+        if not self.configured:  # never for a declared deployment
             raise ProviderNotConfigured(
                 f"Provider {self.id} is not configured: set {self.key_env} in the gateway's environment.")
 
@@ -105,6 +120,12 @@ class Provider:
         return unique(self._list_models(self))
 
 
+def deployed(deployment: Deployment, settings: Settings, proxies: ProxyRules | None = None) -> Provider:
+    """The Provider for a deployment of the configuration file."""
+    return Provider(CATALOG[deployment.kind], url=deployment.base_url, api_key=deployment.api_key, settings=settings,
+                    name=deployment.name, proxies=proxies, headers=deployment.headers, declared=True)
+
+
 def _as_pairs(params: Any) -> Iterator[tuple[str, str]]:
     if not params:
         return
@@ -112,7 +133,9 @@ def _as_pairs(params: Any) -> Iterator[tuple[str, str]]:
 
 
 class Providers:
-    """Every catalog provider, configured or not, by id; all built here, once."""
+    """Every catalog provider, configured or not, and every deployment of the configuration file,
+    by id (catalog order, then the file's); all built here, once. A deployment named like a
+    catalog provider takes its place."""
 
     def __init__(self, settings: Settings):
         proxies = ProxyRules.from_environ()
@@ -121,6 +144,8 @@ class Providers:
                           settings=settings, proxies=proxies, configured=settings.provider_configured(pid))
             for pid, spec in CATALOG.items()
         }
+        for deployment in settings.deployments:
+            self._by_id[deployment.name] = deployed(deployment, settings, proxies)
 
     def __iter__(self) -> Iterator[Provider]:
         return iter(self._by_id.values())

@@ -1,25 +1,35 @@
-"""Which provider and upstream model a request means, and whether that model is allowed.
+"""Which provider (or deployment) and upstream model a request means, and whether that model is allowed.
 
-`?provider=` wins; else the model's prefix up to the first `/` names the provider and is
-stripped (`groq/meta-llama/llama-4` -> groq, `meta-llama/llama-4`). With `?provider=X`, a model
-written `X/...` is stripped too; any other model goes upstream as written. No guessing from bare
-names, except an endpoint's own rule, asked last (`Endpoint.bare_models`: on the Anthropic
-Messages API a bare `claude-*` model is Anthropic's). Allow/deny lists are checked against the
-canonical id `provider/upstream-model`; an entry that names a provider matches that provider
-only (`ModelPolicy`).
+`Router.target(model, provider_param)` decides, in this order:
+
+1. `?provider=X`: deployment X; a model written `X/...` is stripped, any other goes upstream as
+   written (`resolve`);
+2. an alias of the configuration file (`fast`, or even `openai/gpt-4o`: an alias takes the name
+   over): an `Alias`, its ordered targets, built once at start-up;
+3. the model's prefix up to the first `/` names the deployment and is stripped
+   (`groq/meta-llama/llama-4` -> groq, `meta-llama/llama-4`) (`resolve`);
+4. the endpoint's own rule for a bare model name, asked last (`Endpoint.bare_models`: on the
+   Anthropic Messages API a bare `claude-*` model is Anthropic's);
+5. else 400: no guessing from bare names.
+
+A plain request gets one `Route`; retries, fallbacks and the alias strategies are
+app/resilience's. Allow/deny lists (`ModelPolicy`) are checked against the canonical id
+`provider/upstream-model`, and for an alias against its own name and each target's id
+(app/chat/dispatch.py calls them); an entry that names a provider matches that provider only.
 """
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 
+from app.config_file import AliasSettings
 from app.errors import InvalidRequest, PermissionDenied
 from app.providers.catalog import CATALOG
 from app.providers.provider import Provider, Providers
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, slots=True)
 class Route:
     provider: Provider
     model: str  # as the provider knows it
@@ -28,6 +38,39 @@ class Route:
     def model_id(self) -> str:
         """The canonical gateway id, `provider/model`."""
         return f"{self.provider.id}/{self.model}"
+
+
+@dataclass(frozen=True, slots=True)
+class Alias:
+    """A model name the gateway owns: its targets in the configured order, and how to pick."""
+
+    name: str
+    strategy: str  # fallback | round_robin | least_busy
+    routes: tuple[Route, ...]
+
+
+def aliases_from(settings: Mapping[str, AliasSettings], providers: Providers) -> dict[str, Alias]:
+    """The configuration file's aliases with their targets as Routes (checked at start-up)."""
+    return {name: Alias(name, alias.strategy, tuple(Route(providers.lookup(deployment), model)
+                                                   for deployment, model in alias.targets))
+            for name, alias in settings.items()}
+
+
+class Router:
+    """Routes a request's model to a Route or an Alias (see the module docstring for the order)."""
+
+    def __init__(self, providers: Providers, aliases: Mapping[str, Alias]):
+        self.providers = providers
+        self.aliases = dict(aliases)
+
+    def target(self, model: str, provider_param: str | None, *, bare: str | None = None) -> Route | Alias:
+        """`bare`: the provider this endpoint gives a model named without `provider/` (step 4)."""
+        if provider_param:
+            return resolve(model, provider_param, self.providers)
+        alias = self.aliases.get(model) if self.aliases else None
+        if alias is not None:
+            return alias
+        return resolve(model, None, self.providers, bare=bare)
 
 
 def resolve(model: str, provider_param: str | None, providers: Providers, *, bare: str | None = None) -> Route:

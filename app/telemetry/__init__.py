@@ -1,6 +1,7 @@
 """Telemetry: Prometheus metrics summed across gunicorn workers, and the Server-Timing header.
 
-    metrics.py   the metric definitions and the signal receivers (token usage, tool calls)
+    metrics.py   the metric definitions and the signal receivers (token usage, tool calls, retries,
+                 fallbacks, circuit changes)
     observer.py  the WSGI middleware that times and counts requests
     exporter.py  GET /metrics from gunicorn's master (multiprocess mode), wired in gunicorn.conf.py
     model_labels.py  the `model` label's values, bounded (TELEMETRY_MAX_MODEL_LABELS, then `other`)
@@ -38,5 +39,9 @@ def init_app(app: Flask, settings: Settings) -> None:
     signals.completion_usage.connect(metrics.on_completion_usage, sender=app, weak=False)
     signals.tool_called.connect(metrics.on_tool_called, sender=app, weak=False)
     signals.usage_recorded.connect(metrics.on_usage_recorded, sender=app, weak=False)
+    signals.upstream_retried.connect(metrics.on_upstream_retried, sender=app, weak=False)
+    signals.upstream_fell_back.connect(metrics.on_upstream_fell_back, sender=app, weak=False)
+    signals.circuit_changed.connect(metrics.on_circuit_changed, sender=app, weak=False)
+    signals.retry_budget_exhausted.connect(metrics.on_retry_budget_exhausted, sender=app, weak=False)
     request_started.connect(remember_route, sender=app, weak=False)
     app.wsgi_app = RequestObserver(app.wsgi_app, metrics)

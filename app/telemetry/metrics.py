@@ -11,11 +11,19 @@ Names and labels of the original gateway, so existing dashboards keep working:
     llm_usage_cost_usd_total            counter    provider, model, key_name (app/accounts' prices;
                                                    key_name is the virtual key's, else empty)
 
-and two of our own:
+and our own:
+
+    llm_upstream_retries_total            counter  deployment          a failed try tried again on it
+    llm_upstream_fallbacks_total          counter  deployment, to      an alias left `deployment` for `to`
+    llm_circuit_transitions_total         counter  deployment, state   its breaker became open/half_open/closed
+    llm_retry_budget_exhausted_total      counter  deployment          a retry or fallback not made: budget spent
+        (app/resilience; `deployment` is a provider id or a deployment name of the configuration
+        file, so the label values are bounded by configuration; `provider` above is the
+        deployment that served)
 
     llm_gateway_overhead_duration       histogram  ms; request_method, request_path
         wall time of a request inside the app minus the time spent waiting for providers
-        (every request but GET /health)
+        (every request but the public probes, GET /health and /health/ready)
     llm_time_to_first_token             histogram  ms; provider, model
         streams: from the app receiving the request to the first body byte handed to gunicorn
 
@@ -89,6 +97,15 @@ class Metrics:
             "llm_time_to_first_token",
             "Streams: milliseconds from the app receiving the request to the first body byte sent.",
             ("provider", "model"), buckets=REQUEST_BUCKETS_MS, registry=r)
+        self.retries = Counter("llm_upstream_retries", "Failed upstream tries tried again on the same deployment.",
+                               ("deployment",), registry=r)
+        self.fallbacks = Counter("llm_upstream_fallbacks", "Calls an alias moved from a failed deployment to its next target.",
+                                 ("deployment", "to"), registry=r)
+        self.circuit_transitions = Counter("llm_circuit_transitions", "Circuit breaker state changes per deployment.",
+                                           ("deployment", "state"), registry=r)
+        self.budget_exhausted = Counter("llm_retry_budget_exhausted",
+                                        "Retries or fallbacks not made because the worker's retry budget was spent.",
+                                        ("deployment",), registry=r)
         self.usage_cost = Counter("llm_usage_cost_usd", "US dollars spent, priced by the gateway's price table.",
                                   ("provider", "model", "key_name"), registry=r)
         self.responses_by = Children(self.responses)
@@ -123,6 +140,18 @@ class Metrics:
                           **_: Any) -> None:
         provider = provider or "unknown"
         self.usage_cost.labels(provider, self.models(provider, model), key_name or "").inc(max(cost_usd, 0.0))
+
+    def on_upstream_retried(self, sender: Any, *, deployment: str, **_: Any) -> None:
+        self.retries.labels(deployment).inc()
+
+    def on_upstream_fell_back(self, sender: Any, *, deployment: str, to: str, **_: Any) -> None:
+        self.fallbacks.labels(deployment, to).inc()
+
+    def on_circuit_changed(self, sender: Any, *, deployment: str, state: str, **_: Any) -> None:
+        self.circuit_transitions.labels(deployment, state).inc()
+
+    def on_retry_budget_exhausted(self, sender: Any, *, deployment: str, **_: Any) -> None:
+        self.budget_exhausted.labels(deployment).inc()
 
 
 def _count(value: Any) -> int:

@@ -5,10 +5,14 @@ with JSON, an SSE stream sent slowly event by event, or a hang. When a client go
 middle of a stream, `aborted` is set, so tests can prove the gateway closed the connection.
 A pause before a chunk can be a `threading.Event` instead of seconds: the fake waits until the
 test sets it (at most GATE_TIMEOUT), so a test can wait for an event instead of a clock.
+It fails on command too: `Reply(drop=True)` closes the connection without answering, `cut=True`
+ends a streamed body without its last chunk (a connection lost mid-response), and `Scripted`
+answers with a sequence of replies, one per request (the last one repeats).
 
     fake = FakeProvider().start()
     fake.on("POST", "/v1/chat/completions", json_reply({"id": "x"}))
     fake.on("POST", "/v1/chat/completions", sse_reply([{"choices": []}], delay=0.05))
+    fake.on("POST", "/v1/chat/completions", Scripted(json_reply({}, 503), json_reply({"id": "x"})))
     fake.requests[-1].json()
 """
 
@@ -52,6 +56,8 @@ class Reply:
     delay: float = 0.0
     hang: float = 0.0  # seconds to wait before answering at all
     pauses: list[float | threading.Event] | None = None
+    drop: bool = False  # close the connection without answering
+    cut: bool = False  # after `chunks`, close the connection without ending the body
 
 
 def json_reply(payload: Any, status: int = 200, headers: dict[str, str] | None = None, hang: float = 0.0) -> Reply:
@@ -70,6 +76,22 @@ def sse_reply(events: Iterable[Any], *, delay: float = 0.0, done: bool = True, s
 
 
 Handler = Callable[[Recorded], Reply]
+
+
+class Scripted:
+    """A route's replies in order, one per request; the last one repeats. `served` counts the requests."""
+
+    def __init__(self, *replies: Reply | Handler):
+        assert replies, "script at least one reply"
+        self.replies = list(replies)
+        self.served = 0
+        self._lock = threading.Lock()
+
+    def __call__(self, recorded: Recorded) -> Reply:
+        with self._lock:
+            reply = self.replies[min(self.served, len(self.replies) - 1)]
+            self.served += 1
+        return reply(recorded) if callable(reply) else reply
 
 
 class _Server(ThreadingHTTPServer):
@@ -165,6 +187,9 @@ class FakeProvider:
         reply = self._route(recorded)
         if reply.hang:
             time.sleep(reply.hang)
+        if reply.drop:
+            handler.close_connection = True
+            return
         try:
             handler.send_response(reply.status)
             for name, value in reply.headers.items():
@@ -187,6 +212,9 @@ class FakeProvider:
                     time.sleep(pause)
                 handler.wfile.write(b"%x\r\n%s\r\n" % (len(chunk), chunk))
                 handler.wfile.flush()
+            if reply.cut:
+                handler.close_connection = True
+                return
             handler.wfile.write(b"0\r\n\r\n")
             handler.wfile.flush()
             with self._lock:
