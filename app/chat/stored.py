@@ -8,13 +8,15 @@ configured provider whose catalog entry keeps responses (`stored_response_endpoi
 several such providers the gateway cannot tell (400: name one with ?provider=); with none, 501.
 A provider named with ?provider= that keeps no responses answers 501 too. There is no model to
 route or check: the allow and deny lists applied when the response was created. Then the call
-goes through the same core as any other (`passthrough`: `open_response`, the relay).
+goes through the same core as any other (`Calls.open`: retries; `passthrough`: the relay).
 """
 
 from __future__ import annotations
 
 from typing import TYPE_CHECKING, Any
 
+from app.chat.call import Calls
+from app.chat.dispatch import record_facts
 from app.chat.passthrough import passthrough
 from app.chat.usage import Meter
 from app.errors import InvalidRequest, Unsupported
@@ -47,5 +49,11 @@ def kept_response(dispatcher: Dispatcher, endpoint: Endpoint, query: dict[str, A
                   provider: str | None, environ: dict[str, Any]) -> Answer:
     route = Route(keeper(dispatcher.providers, endpoint, provider), "")
     environ[PROVIDER_KEY] = route.provider.id
-    meter = Meter(dispatcher.app, route, subject=environ.get(SUBJECT_KEY), stream=endpoint.streamed(query))
-    return passthrough(route, endpoint.called_with(resource=response_id), query, meter)
+    bound = endpoint.called_with(resource=response_id)
+    calls = Calls(dispatcher.resilience, (route,))  # GET and DELETE are safe to retry
+    stream = endpoint.streamed(query)
+    try:
+        opened = calls.open(bound, query, stream=stream)
+    finally:
+        record_facts(calls, environ)
+    return passthrough(opened, bound, query, Meter(dispatcher.app, route, subject=environ.get(SUBJECT_KEY), stream=stream))
