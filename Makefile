@@ -18,7 +18,7 @@ run: install
 	SERVER_HOST=$${SERVER_HOST:-127.0.0.1} $(BIN)/gunicorn wsgi:app
 
 test: install
-	$(BIN)/python -m pytest
+	$(BIN)/python -m pytest -n 3
 
 lint: install
 	$(BIN)/ruff check .
