@@ -167,7 +167,23 @@ _TOKEN_KEYS = ("input_tokens", "output_tokens", "prompt_tokens", "completion_tok
 _RESPONSE_ENDS = (b'"response.completed"', b'"response.incomplete"', b'"response.failed"')
 
 
-class ResponsesUsage:
+class WholeBodyUsage:
+    """A format read from the whole parsed body; no event carries usage alone."""
+
+    def read(self, obj: Any, meter: Meter) -> None:
+        raise NotImplementedError
+
+    def read_body(self, raw: bytes, meter: Meter) -> None:
+        try:
+            self.read(json.loads(raw), meter)
+        except ValueError:
+            pass
+
+    def is_usage_only(self, obj: Any) -> bool:
+        return False
+
+
+class ResponsesUsage(WholeBodyUsage):
     """The Responses API: a response object's `usage` (input/output tokens) and its `function_call`
     output items; in a stream both are read from the last event (`response.completed`, or
     `response.incomplete` / `response.failed`), which carries the whole response."""
@@ -192,17 +208,8 @@ class ResponsesUsage:
                 if isinstance(name, str) and name:
                     meter.tool(name)
 
-    def read_body(self, raw: bytes, meter: Meter) -> None:
-        try:
-            self.read(json.loads(raw), meter)
-        except ValueError:
-            pass
 
-    def is_usage_only(self, obj: Any) -> bool:
-        return False
-
-
-class AnthropicUsage:
+class AnthropicUsage(WholeBodyUsage):
     """The Messages API. A message's `usage` (`input_tokens`, `output_tokens`, and the cache counts
     that are prompt tokens too); in a stream `message_start` opens it and each `message_delta`
     updates it (its counts are totals so far). Tool calls are `tool_use` content blocks."""
@@ -245,15 +252,6 @@ class AnthropicUsage:
                 name = block.get("name")
                 if isinstance(name, str) and name:
                     meter.tool(name)
-
-    def read_body(self, raw: bytes, meter: Meter) -> None:
-        try:
-            self.read(json.loads(raw), meter)
-        except ValueError:
-            pass
-
-    def is_usage_only(self, obj: Any) -> bool:
-        return False
 
 
 class NoUsage:
