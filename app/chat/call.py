@@ -25,6 +25,7 @@ from collections.abc import Callable, Iterator, Sequence
 from itertools import chain
 from typing import TYPE_CHECKING, Any
 
+from app.chat.estimate import TextCount, estimated_usage, prompt_chars
 from app.errors import UpstreamError, UpstreamStatus, UpstreamUnreachable
 from app.streaming import sse
 from app.upstream import sse as sse_reader
@@ -172,7 +173,7 @@ class Calls:
 
 
 def complete(calls: Calls, endpoint: Endpoint, payload: dict[str, Any], meter_for: MeterFor) -> dict[str, Any]:
-    """A non-stream call as parsed JSON (for the MCP loop); its usage and tool calls metered."""
+    """A non-stream call as parsed JSON (for the MCP loop); its usage (or an estimate) and tool calls metered."""
     opened = calls.open(endpoint, {**payload, "stream": False}, stream=False)
     opened.close()
     try:
@@ -181,6 +182,10 @@ def complete(calls: Calls, endpoint: Endpoint, payload: dict[str, Any], meter_fo
         raise UpstreamError(f"Provider {opened.route.provider.id} answered with something that is not JSON.") from None
     meter = meter_for(opened.route, stream=False)
     endpoint.usage.read(data, meter)
+    if meter.usage is None and opened.status < 300:  # a provider that reports none: as passthrough does
+        text = TextCount()
+        text.feed(opened.body or b"")
+        meter.usage = estimated_usage(prompt_chars(payload), text.chars)
     meter.finish()
     return data
 
@@ -191,15 +196,18 @@ def stream_events(calls: Calls, endpoint: Endpoint, payload: dict[str, Any],
 
     Usage is asked for where the endpoint needs it; the usage-only chunk is yielded like any
     event. Closing the iterator closes the provider response. Raises like `Calls.open` on the
-    first `next()`; a mid-stream failure raises the provider's GatewayError.
+    first `next()`; a mid-stream failure raises the provider's GatewayError. A stream that ends
+    without usage (cut, or a provider that sends none) is charged an estimate, as the tap does.
     """
     opened = calls.open(endpoint, {**payload, "stream": True}, stream=True)
     meter = meter_for(opened.route, stream=True)
+    text = TextCount()
     try:
         chunks = opened.chunks() if opened.body is None else iter((opened.body,))
         for data in sse_reader.iter_data(chunks):
             if data == sse_reader.DONE:
                 break
+            text.feed(data)
             try:
                 event = json.loads(data)
             except ValueError:
@@ -209,4 +217,6 @@ def stream_events(calls: Calls, endpoint: Endpoint, payload: dict[str, Any],
             yield event
     finally:
         opened.close()
+        if meter.usage is None:  # cut short (the client hung up), or a provider that reports none
+            meter.usage = estimated_usage(prompt_chars(payload), text.chars)
         meter.finish()

@@ -12,7 +12,9 @@ import requests
 
 from tests.mcp.conftest import eventually
 from tests.support.fake_provider import FakeProvider, Recorded, Reply, json_reply, sse_reply
+from tests.support.gateway_log import access_lines
 from tests.support.live_gateway import GatewayLauncher, LiveGateway, free_port
+from tests.support.polling import wait_for
 
 CHAT = "/v1/chat/completions"
 MAX_ITERATIONS = 3
@@ -181,3 +183,34 @@ def test_a_provider_error_on_a_stream_passes_through_with_its_status(sdk, fake):
     fake.on("POST", CHAT, json_reply({"error": {"message": "slow down", "type": "rate"}}, status=429))
     with pytest.raises(openai.RateLimitError, match="slow down"):
         list(sdk.chat.completions.create(model="openai/gpt-4o", messages=USER, stream=True))
+
+
+
+def test_loop_calls_without_usage_are_charged_an_estimate(shared_fake, mcp_server, live_gateway, tmp_path):
+    """A provider that reports no usage: each model call of the loop is charged the gateway's
+    estimate (marked), as a plain chat call would be, so token budgets and the ledger see them."""
+    fake = shared_fake.reset()
+
+    def reply(request: Recorded) -> Reply:
+        messages = request.json()["messages"]
+        if messages[-1]["role"] != "tool":
+            answer = completion(calls=[call("mcp_add", {"a": 2, "b": 3})])
+        else:
+            answer = completion("results: " + messages[-1]["content"])
+        del answer["usage"]
+        return json_reply(answer)
+
+    fake.on("POST", CHAT, reply)
+    gateway = live_gateway(gateway_env(shared_fake, mcp_server.url, ACCOUNTS_ENABLE="true",
+                                       DATABASE_URL=f"sqlite:///{tmp_path}/gateway.db"))
+    eventually(lambda: listed(gateway))
+    question = [{"role": "user", "content": "add 2 and 3, " + "please " * 100}]
+    answer = requests.post(gateway.url + CHAT, json={"model": "openai/gpt-4o", "messages": question}, timeout=20)
+    assert answer.json()["choices"][0]["message"]["content"] == "results: 5"
+
+    def usage() -> list[dict]:
+        return [line["usage"] for line in access_lines(gateway.logs()) if line.get("path") == CHAT and line.get("usage")]
+
+    charged = wait_for(usage, 20, "the loop's access line with its usage")[-1]
+    assert charged["estimated"] is True
+    assert charged["prompt_tokens"] >= 2 * 700 // 4  # two model calls, each sent the long question
