@@ -7,7 +7,8 @@ Names and labels of the original gateway, so existing dashboards keep working:
     llm_usage_prompt_tokens_total       counter    provider, model   (streams included)
     llm_usage_completion_tokens_total   counter    provider, model
     llm_usage_total_tokens_total        counter    provider, model
-    llm_tool_calls_total                counter    provider, model, tool_type, tool_name
+    llm_tool_calls_total                counter    provider, model, tool_type, tool_name (bounded
+                                                   like `model`: TELEMETRY_MAX_MODEL_LABELS per tool_type)
     llm_usage_cost_usd_total            counter    provider, model, key_name (app/accounts' prices;
                                                    key_name is the virtual key's, else empty)
 
@@ -73,6 +74,9 @@ class Metrics:
 
     def __init__(self, models: ModelLabels | None = None) -> None:
         self.models = models or ModelLabels(50)  # the `model` label's values (bounded)
+        # `tool_name` comes from the model's answer (a client's own tools: any name), so it is
+        # bounded the same way, per tool_type; beyond the limit a tool is counted as `other`
+        self.tool_names = ModelLabels(self.models.limit)
         self.registry = CollectorRegistry(auto_describe=True)
         r = self.registry
         self.responses = Counter("llm_responses", "Responses to provider-routed requests.",
@@ -133,7 +137,8 @@ class Metrics:
     def on_tool_called(self, sender: Any, *, provider: str, model: str, tool_type: str, tool_name: str,
                        **_: Any) -> None:
         provider = provider or "unknown"
-        self.tool_calls.labels(provider, self.models(provider, model), tool_type, tool_name).inc()
+        self.tool_calls.labels(provider, self.models(provider, model), tool_type,
+                               self.tool_names(tool_type, tool_name)).inc()
 
 
     def on_usage_recorded(self, sender: Any, *, provider: str, model: str, key_name: str, cost_usd: float,

@@ -184,3 +184,20 @@ def test_proxy_paths_share_one_series_per_provider(telemetry_app, fake_provider)
         assert client.get(path, buffered=True).status_code == 200
     assert sample(telemetry_app, "llm_responses_total", provider="openai", request_method="GET",
                   request_path="/proxy/<provider>/<proxy_tail:tail>", status_code="200") == 3
+
+
+def test_tool_names_from_answers_are_bounded_like_models(make_app, gateway_env, fake_provider):
+    """A client's own tools can have any name: past TELEMETRY_MAX_MODEL_LABELS names per tool
+    type the calls are still counted, under `other`, instead of making new series."""
+    app = make_app({**gateway_env, "TELEMETRY_MAX_MODEL_LABELS": "2"})
+    client = app.test_client()
+    for name in ("lookup", "search", "translate", "summarise"):
+        call = {"id": "1", "type": "function", "function": {"name": name, "arguments": "{}"}}
+        answer = {"id": "c", "object": "chat.completion", "usage": USAGE, "choices": [
+            {"index": 0, "message": {"role": "assistant", "content": None, "tool_calls": [call]}}]}
+        fake_provider.on("POST", "/v1/chat/completions", json_reply(answer))
+        assert client.post(CHAT, json=body(), buffered=True).status_code == 200
+    model = {"provider": "openai", "model": "gpt-4o", "tool_type": "standard_tool_use"}
+    counted = {name: sample(app, "llm_tool_calls_total", **model, tool_name=name)
+               for name in ("lookup", "search", "translate", "summarise", "other")}
+    assert counted == {"lookup": 1, "search": 1, "translate": None, "summarise": None, "other": 2}
