@@ -118,7 +118,7 @@ class Settings:
     # telemetry
     telemetry_enable: bool = setting("TELEMETRY_ENABLE", "false", "Serve Prometheus metrics.", section="telemetry")
     telemetry_metrics_port: Port = setting("TELEMETRY_METRICS_PORT", "9464", "Port of the metrics server (GET /metrics), one per host, summing all workers.", section="telemetry", minimum="1")
-    telemetry_max_model_labels: int = setting("TELEMETRY_MAX_MODEL_LABELS", "50", "Distinct `model` label values per provider in each worker's metrics (models named in ALLOWED_MODELS always have their own); any further model is counted as `other`, so clients cannot create unbounded series.", section="telemetry", minimum="0")
+    telemetry_max_model_labels: int = setting("TELEMETRY_MAX_MODEL_LABELS", "50", "Distinct `model` label values per provider in each worker's metrics (models named in ALLOWED_MODELS always have their own); any further model is counted as `other`, so clients cannot create unbounded series. The `tool_name` label of llm_tool_calls_total is bounded the same way, per tool type.", section="telemetry", minimum="0")
 
     # mcp
     mcp_enable: bool = setting("MCP_ENABLE", "false", "Give models the tools of the MCP servers and run their calls in the gateway.", section="mcp")
