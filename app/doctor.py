@@ -7,6 +7,8 @@ The settings themselves were read and checked before this runs (an invalid one n
 the command prints the master's one line and exits 2). Each check goes through the code path the
 gateway itself uses, so the doctor sees what the gateway would see:
 
+    settings   what is set but does nothing (ignored settings), and AUTH_ENABLE=false on an
+               address beyond loopback (warnings); the configuration file's deployments and aliases
     provider   every configured provider and deployment: its model list, as GET /v1/models
                asks for it (`Provider.list_models`), with the latency
     oidc       with AUTH_ENABLE and AUTH_OIDC_ISSUER: discovery and the JWKS (`OidcVerifier`)
@@ -19,7 +21,8 @@ gateway itself uses, so the doctor sees what the gateway would see:
     tls        with SERVER_TLS_CERT_PATH: the pair loads, and the certificate's expiry date
                (expired: fail; within EXPIRY_WARNING_DAYS: warn)
 
-The checks run at once, each in a daemon thread with its own time limit (the flask command has
+A check that does not apply (OIDC with auth off, Redis with `memory://` ...) is listed as
+`skip`, saying why, so the table shows what was not looked at. The checks run at once, each in a daemon thread with its own time limit (the flask command has
 no gevent; a check stuck past its limit is reported and left behind). A result shows where it
 looked without secrets: URLs lose their credentials and query (`display_url`), DATABASE_URL its
 password, a provider's error body is never shown (only its status), and every configured secret
@@ -38,6 +41,7 @@ from datetime import UTC, datetime
 
 from app.config import Settings, mask_database_url
 from app.errors import GatewayError, UpstreamStatus
+from app.limit_storage import REDIS_SCHEMES
 from app.mcp.client import display_url
 
 OK, WARN, FAIL, SKIP = "ok", "warn", "fail", "skip"
@@ -65,6 +69,10 @@ class Check:
     run: Callable[[], tuple[str, str]]  # (status, detail); may raise
 
 
+def skipped(name: str, why: str) -> Check:
+    return Check(name, "-", 0.0, lambda: (SKIP, why))
+
+
 def examine(settings: Settings) -> list[Result]:
     """Run every check that applies to `settings`, concurrently; the results in check order."""
     checks = list(planned_checks(settings))
@@ -80,17 +88,24 @@ def examine(settings: Settings) -> list[Result]:
 
 
 def planned_checks(settings: Settings) -> Iterable[Check]:
+    yield _settings_check(settings)
     yield from _provider_checks(settings)
-    if settings.auth_enable and settings.auth_oidc_issuer.strip():
+    if not settings.auth_enable:
+        yield skipped("oidc", "AUTH_ENABLE=false")
+    elif not settings.auth_oidc_issuer.strip():
+        yield skipped("oidc", "AUTH_OIDC_ISSUER is empty (OIDC off)")
+    else:
         yield _oidc_check(settings)
-    if settings.rate_limit_storage_uri.startswith(("redis://", "rediss://", "redis+unix://")):
+    if settings.rate_limit_storage_uri.startswith(REDIS_SCHEMES):
         yield _redis_check(settings)
-    if settings.accounts_enable:
-        yield _database_check(settings)
+    else:
+        yield skipped("redis", f"RATE_LIMIT_STORAGE_URI={settings.rate_limit_storage_uri.split(':')[0]}://")
+    yield _database_check(settings) if settings.accounts_enable else skipped("database", "ACCOUNTS_ENABLE=false")
     if settings.mcp_enable:
         yield from _mcp_checks(settings)
-    if settings.server_tls_cert_path:
-        yield _tls_check(settings)
+    else:
+        yield skipped("mcp", "MCP_ENABLE=false")
+    yield _tls_check(settings) if settings.server_tls_cert_path else skipped("tls", "SERVER_TLS_CERT_PATH is empty")
 
 
 def exit_status(results: Iterable[Result]) -> int:
@@ -114,6 +129,10 @@ def table(results: list[Result]) -> str:
 
 def json_text(results: list[Result]) -> str:
     return json.dumps({"ok": exit_status(results) == 0, "checks": [asdict(r) for r in results]}, indent=2)
+
+
+def counted(n: int, word: str, plural: str | None = None) -> str:
+    return f"{n} {word if n == 1 else plural or word + 's'}"
 
 
 # -- running ---------------------------------------------------------------------------------
@@ -144,10 +163,11 @@ class _Run:
     def result(self) -> Result:
         check = self.check
         remaining = check.timeout - (time.monotonic() - self.started)
-        if not self.done.wait(max(remaining, 0)):
+        if not self.done.wait(max(remaining, 0.05)):
             return Result(check.name, check.target, FAIL, f"no answer within {check.timeout:g}s")
         status, detail = self.outcome or (FAIL, "no result")
-        return Result(check.name, check.target, status, detail, round(self.latency_ms or 0, 1))
+        latency = None if status == SKIP else round(self.latency_ms or 0, 1)
+        return Result(check.name, check.target, status, detail, latency)
 
 
 def _redacted(result: Result, secrets: list[str]) -> Result:
@@ -158,6 +178,24 @@ def _redacted(result: Result, secrets: list[str]) -> Result:
 
 
 # -- the checks ------------------------------------------------------------------------------
+def _settings_check(settings: Settings) -> Check:
+    def run() -> tuple[str, str]:
+        from app.auth.guard import open_to_the_network
+
+        warnings = [line.split(":")[0] for line in settings.ignored_settings()]
+        if not settings.auth_enable and open_to_the_network(settings):
+            warnings.insert(0, "AUTH_ENABLE=false on an address beyond loopback: anyone who can reach it can spend "
+                               "the provider keys")
+        file = settings.gateway_config.strip()
+        summary = (f"valid; {counted(len(settings.deployments), 'deployment')}, "
+                   f"{counted(len(settings.aliases), 'alias', 'aliases')} in {file}"
+                   if file else "valid")
+        return (WARN, "; ".join(warnings)) if warnings else (OK, summary)
+
+    target = ".env + environment" + (f" + {settings.gateway_config.strip()}" if settings.gateway_config.strip() else "")
+    return Check("settings", target, 1.0, run)
+
+
 def _provider_checks(settings: Settings) -> Iterable[Check]:
     from app.providers.provider import Providers
     from app.providers.routing import ModelPolicy
@@ -183,7 +221,7 @@ def _provider_checks(settings: Settings) -> Iterable[Check]:
             allowed = sum(policy.allows(m["id"]) for m in models)
             if not models:
                 return WARN, "the model list is empty"
-            detail = f"{len(models)} models"
+            detail = counted(len(models), "model")
             if policy.active:
                 detail += f", {allowed} allowed by ALLOWED_MODELS/DISALLOWED_MODELS"
             return (OK if allowed else WARN), detail
@@ -205,7 +243,7 @@ def _oidc_check(settings: Settings) -> Check:
             keys = verifier.signing_keys()
         except GatewayError as exc:
             return FAIL, verifier.last_problem or exc.message
-        return OK, f"discovery and JWKS: {len(keys.keys)} signing keys"
+        return OK, f"discovery and JWKS: {counted(len(keys.keys), 'signing key')}"
 
     return Check("oidc", display_url(settings.auth_oidc_issuer.strip()), timeout, run)
 
@@ -301,9 +339,9 @@ def _mcp_checks(settings: Settings) -> Iterable[Check]:
                 client.close()
             offered = [tool.name for tool in tools if tool_filter.allows(tool.name)]
             if not offered:
-                return WARN, f"{len(tools)} tools, none offered (MCP_INCLUDE_TOOLS/MCP_EXCLUDE_TOOLS)"
+                return WARN, f"{counted(len(tools), 'tool')}, none offered (MCP_INCLUDE_TOOLS/MCP_EXCLUDE_TOOLS)"
             shown = ", ".join(offered[:5]) + (", ..." if len(offered) > 5 else "")
-            return OK, f"{len(offered)} tools offered: {shown}"
+            return OK, f"{counted(len(offered), 'tool')} offered: {shown}"
         return run
 
     for url in settings.mcp_servers:
@@ -330,7 +368,7 @@ def _tls_check(settings: Settings, now: Callable[[], datetime] = lambda: datetim
         if left.total_seconds() <= 0:
             return FAIL, f"the certificate expired on {when}"
         if left.days < EXPIRY_WARNING_DAYS:
-            return WARN, f"the certificate expires on {when}, in {left.days} days"
-        return OK, f"the pair loads; the certificate expires on {when}, in {left.days} days"
+            return WARN, f"the certificate expires on {when}, in {counted(left.days, 'day')}"
+        return OK, f"the pair loads; the certificate expires on {when}, in {counted(left.days, 'day')}"
 
     return Check("tls", cert_path, 5.0, run)

@@ -118,16 +118,16 @@ def test_a_healthy_setup_passes_with_one_row_per_check(tmp_path, providers, mcp_
     lines = run.stdout.splitlines()
     assert lines[0].split() == ["CHECK", "TARGET", "STATUS", "LATENCY", "DETAIL"]
     rows = [line.split()[0] for line in lines[1:] if line.strip()][:-1]
-    assert rows == ["provider", "oidc", "redis", "database", "mcp", "tls"]  # a stable order
-    assert lines[-1] == "6 ok"
-    assert all(line.index("OK") == lines[0].index("STATUS") for line in lines[1:7])  # one aligned table
+    assert rows == ["settings", "provider", "oidc", "redis", "database", "mcp", "tls"]  # a stable order
+    assert lines[-1] == "7 ok"
+    assert all(line.index("OK") == lines[0].index("STATUS") for line in lines[1:8])  # one aligned table
 
     status, checks = doctor_json(env)
     assert status == 0
     openai = checks[("provider", "openai")]
     assert openai["status"] == "ok" and openai["detail"] == "2 models" and openai["latency_ms"] > 0
     assert openai["target"] == f"openai {providers['up'].url}/v1"
-    assert checks[("oidc", issuer.url)]["detail"] == "discovery and JWKS: 1 signing keys"
+    assert checks[("oidc", issuer.url)]["detail"] == "discovery and JWKS: 1 signing key"
     assert checks[("redis", "redis://127.0.0.1:6379/0")]["detail"] == "answers PING"
     assert checks[("database", database_url)]["detail"].startswith("schema at revision 0002_")
     assert checks[("mcp", mcp_server.url)]["detail"].startswith("3 tools offered: ")
@@ -161,7 +161,7 @@ def test_failures_exit_1_and_name_what_is_wrong_without_a_secret(tmp_path, provi
 
     checks = {(c["name"], c["target"].split(" ")[0]): c for c in json.loads(json_run.stdout)["checks"]}
     statuses = {key: check["status"] for key, check in checks.items()}
-    assert statuses == {("provider", "groq"): "fail", ("provider", "openai"): "fail", ("provider", "slow"): "fail",
+    assert statuses == {("settings", ".env"): "ok", ("provider", "groq"): "fail", ("provider", "openai"): "fail", ("provider", "slow"): "fail",
                         ("oidc", down_issuer.url): "fail", ("redis", f"redis://127.0.0.1:{closed}/0"): "fail",
                         ("database", database_url.replace(DB_PASSWORD, "***")): "fail",
                         ("mcp", f"http://127.0.0.1:{closed}/mcp"): "fail", ("tls", expiring): "warn"}
@@ -172,8 +172,8 @@ def test_failures_exit_1_and_name_what_is_wrong_without_a_secret(tmp_path, provi
     assert checks[("oidc", down_issuer.url)]["detail"].startswith(f"discovery at {down_issuer.url}/.well-known/")
     assert checks[("database", database_url.replace(DB_PASSWORD, "***"))]["detail"] == (
         "schema at revision (none), code at 0002_usage_estimated: run `flask --app wsgi db upgrade`")
-    assert "in 4 days" in checks[("tls", expiring)]["detail"] or "in 5 days" in checks[("tls", expiring)]["detail"]
-    assert table_run.stdout.splitlines()[-1] == "7 fail, 1 warn"
+    assert checks[("tls", expiring)]["detail"].endswith(("in 4 days", "in 5 days"))
+    assert table_run.stdout.splitlines()[-1] == "7 fail, 1 warn, 1 ok"
 
 
 @pytest.mark.parametrize("backend", ["sqlite", "postgresql"])
@@ -217,7 +217,14 @@ def test_an_invalid_setting_or_config_file_is_the_masters_one_line_and_exit_2(tm
     assert DEPLOYMENT_KEY not in broken.stderr
 
 
-def test_nothing_configured_is_a_warning_not_a_failure():
-    run = doctor({})
-    assert run.returncode == 0
-    assert "no provider is configured" in run.stdout and run.stdout.splitlines()[-1] == "1 warn"
+def test_nothing_configured_is_warnings_and_what_was_not_checked_says_why():
+    run = doctor({"CLIENT_IDLE_CONN_TIMEOUT": "5s"})
+    assert run.returncode == 0, run.stdout + run.stderr
+    rows = {line.split()[0]: line for line in run.stdout.splitlines()[1:-2]}
+    assert list(rows) == ["settings", "provider", "oidc", "redis", "database", "mcp", "tls"]
+    assert "AUTH_ENABLE=false on an address beyond loopback" in rows["settings"]
+    assert "CLIENT_IDLE_CONN_TIMEOUT is set but ignored" in rows["settings"]
+    assert "no provider is configured" in rows["provider"]
+    assert rows["redis"].split()[2:] == ["SKIP", "RATE_LIMIT_STORAGE_URI=memory://"]
+    assert rows["tls"].split()[2:] == ["SKIP", "SERVER_TLS_CERT_PATH", "is", "empty"]
+    assert run.stdout.splitlines()[-1] == "2 warn, 5 skip"
