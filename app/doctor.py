@@ -7,8 +7,9 @@ The settings themselves were read and checked before this runs (an invalid one n
 the command prints the master's one line and exits 2). Each check goes through the code path the
 gateway itself uses, so the doctor sees what the gateway would see:
 
-    settings   what is set but does nothing (ignored settings), and AUTH_ENABLE=false on an
-               address beyond loopback (warnings); the configuration file's deployments and aliases
+    settings   warnings: what is set but does nothing (ignored settings), AUTH_ENABLE=false on an
+               address beyond loopback, /metrics (no auth) on every interface or a public
+               address; else the configuration file's deployments and aliases
     provider   every configured provider and deployment: its model list, as GET /v1/models
                asks for it (`Provider.list_models`), with the latency
     oidc       with AUTH_ENABLE and AUTH_OIDC_ISSUER: discovery and the JWKS (`OidcVerifier`)
@@ -186,6 +187,10 @@ def _settings_check(settings: Settings) -> Check:
         if not settings.auth_enable and open_to_the_network(settings):
             warnings.insert(0, "AUTH_ENABLE=false on an address beyond loopback: anyone who can reach it can spend "
                                "the provider keys")
+        if settings.telemetry_enable and _metrics_exposed(settings):
+            warnings.append(f"GET /metrics has no auth and listens on every interface or a public address "
+                            f"(port {settings.telemetry_metrics_port}): bind SERVER_HOST to loopback or a private "
+                            f"address, or firewall the port")
         file = settings.gateway_config.strip()
         summary = (f"valid; {counted(len(settings.deployments), 'deployment')}, "
                    f"{counted(len(settings.aliases), 'alias', 'aliases')} in {file}"
@@ -194,6 +199,18 @@ def _settings_check(settings: Settings) -> Check:
 
     target = ".env + environment" + (f" + {settings.gateway_config.strip()}" if settings.gateway_config.strip() else "")
     return Check("settings", target, 1.0, run)
+
+
+def _metrics_exposed(settings: Settings) -> bool:
+    """Whether the metrics port listens on all interfaces or a public address (as the gateway's own)."""
+    import ipaddress
+
+    host = "0.0.0.0" if settings.port is not None else settings.server_host.strip().strip("[]")
+    try:
+        address = ipaddress.ip_address(host)
+    except ValueError:  # a host name: its addresses are the operator's business
+        return False
+    return address.is_unspecified or address.is_global
 
 
 def _provider_checks(settings: Settings) -> Iterable[Check]:

@@ -218,12 +218,13 @@ def test_an_invalid_setting_or_config_file_is_the_masters_one_line_and_exit_2(tm
 
 
 def test_nothing_configured_is_warnings_and_what_was_not_checked_says_why():
-    run = doctor({"CLIENT_IDLE_CONN_TIMEOUT": "5s"})
+    run = doctor({"CLIENT_IDLE_CONN_TIMEOUT": "5s", "TELEMETRY_ENABLE": "true"})
     assert run.returncode == 0, run.stdout + run.stderr
     rows = {line.split()[0]: line for line in run.stdout.splitlines()[1:-2]}
     assert list(rows) == ["settings", "provider", "oidc", "redis", "database", "mcp", "tls"]
     assert "AUTH_ENABLE=false on an address beyond loopback" in rows["settings"]
     assert "CLIENT_IDLE_CONN_TIMEOUT is set but ignored" in rows["settings"]
+    assert "GET /metrics has no auth and listens on every interface" in rows["settings"]
     assert "no provider is configured" in rows["provider"]
     assert rows["redis"].split()[2:] == ["SKIP", "RATE_LIMIT_STORAGE_URI=memory://"]
     assert rows["tls"].split()[2:] == ["SKIP", "SERVER_TLS_CERT_PATH", "is", "empty"]
