@@ -1,7 +1,7 @@
 """`flask --app wsgi doctor`: is everything the settings name reachable and usable, right now?
 
     results = examine(settings)          # one Result per check, in a stable order
-    print(table(results))                # or json_lines(results); exit_status(results): 0 or 1
+    print(table(results))                # or json_text(results); exit_status(results): 0 or 1
 
 The settings themselves were read and checked before this runs (an invalid one never gets here:
 the command prints the master's one line and exits 2). Each check goes through the code path the
@@ -23,8 +23,9 @@ gateway itself uses, so the doctor sees what the gateway would see:
                (expired: fail; within EXPIRY_WARNING_DAYS: warn)
 
 A check that does not apply (OIDC with auth off, Redis with `memory://` ...) is listed as
-`skip`, saying why, so the table shows what was not looked at. The checks run at once, each in a daemon thread with its own time limit (the flask command has
-no gevent; a check stuck past its limit is reported and left behind). A result shows where it
+`skip`, saying why, so the table shows what was not looked at. The checks run at once, each in
+a daemon thread with its own time limit (the flask command has no gevent; a check stuck past
+its limit is reported and left behind). A result shows where it
 looked without secrets: URLs lose their credentials and query (`display_url`), DATABASE_URL its
 password, a provider's error body is never shown (only its status), and every configured secret
 is replaced by `***` in whatever is printed, as a last guard.
@@ -32,6 +33,7 @@ is replaced by `***` in whatever is printed, as a last guard.
 
 from __future__ import annotations
 
+import ipaddress
 import json
 import os
 import threading
@@ -39,11 +41,15 @@ import time
 from collections.abc import Callable, Iterable
 from dataclasses import asdict, dataclass
 from datetime import UTC, datetime
+from typing import TYPE_CHECKING
 
 from app.config import Settings, mask_database_url
 from app.errors import GatewayError, UpstreamStatus
 from app.limit_storage import REDIS_SCHEMES
 from app.mcp.client import display_url
+
+if TYPE_CHECKING:
+    from app.providers.provider import Provider
 
 OK, WARN, FAIL, SKIP = "ok", "warn", "fail", "skip"
 EXPIRY_WARNING_DAYS = 14
@@ -55,7 +61,7 @@ UPGRADE_HINT = "run `flask --app wsgi db upgrade`"
 
 @dataclass(frozen=True)
 class Result:
-    name: str  # provider, oidc, redis, database, mcp, tls
+    name: str  # settings, provider, oidc, redis, database, mcp, tls
     target: str  # where it looked, without secrets
     status: str  # ok | warn | fail | skip
     detail: str
@@ -203,8 +209,6 @@ def _settings_check(settings: Settings) -> Check:
 
 def _metrics_exposed(settings: Settings) -> bool:
     """Whether the metrics port listens on all interfaces or a public address (as the gateway's own)."""
-    import ipaddress
-
     host = "0.0.0.0" if settings.port is not None else settings.server_host.strip().strip("[]")
     try:
         address = ipaddress.ip_address(host)
@@ -228,7 +232,7 @@ def _provider_checks(settings: Settings) -> Iterable[Check]:
     headers = settings.client_response_header_timeout or settings.client_timeout
     timeout = (headers or 30.0) + (settings.client_timeout or 30.0) + SLACK
 
-    def listing(provider) -> Callable[[], tuple[str, str]]:
+    def listing(provider: Provider) -> Callable[[], tuple[str, str]]:
         def run() -> tuple[str, str]:
             try:
                 models = provider.list_models()
