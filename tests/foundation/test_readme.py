@@ -46,6 +46,19 @@ def test_every_setting_the_readme_names_exists():
     assert unknown == [], f"README.md names settings that app/config.py does not declare: {unknown}"
 
 
+def test_every_link_to_a_readme_section_finds_it():
+    text = re.sub(r"```.*?```", "", README, flags=re.DOTALL)
+    anchors = {re.sub(r"[^\w\- ]", "", heading.strip().lower()).replace(" ", "-")  # GitHub's slugs
+               for heading in re.findall(r"^#+ (.*)$", text, flags=re.MULTILINE)}
+    links = set(re.findall(r"\]\(#([^)]+)\)", text))
+    assert links and sorted(links - anchors) == []
+
+
+def test_every_file_the_readme_links_exists():
+    linked = set(re.findall(r"\]\(([^)#:]+)(?:#[^)]*)?\)", README))
+    assert linked and sorted(path for path in linked if not (ROOT / path).exists()) == []
+
+
 @pytest.fixture(scope="module")
 def every_provider(module_live_gateway) -> Iterator[tuple[str, FakeProvider]]:
     """A gateway with every catalog provider configured and pointed at one fake that answers 200 to anything."""
