@@ -26,6 +26,7 @@ lint: install
 docs: install
 	$(BIN)/python -c 'import sys; from app.config_docs import configuration_markdown as m; sys.stdout.write(m())' > docs/configuration.md
 	$(BIN)/python -c 'from pathlib import Path; from app.config_docs import openapi_text as t; p = Path("openapi.yaml"); p.write_text(t(p.read_text()))'
+	$(BIN)/python -c 'from pathlib import Path; from app.config_docs import readme_text as t; p = Path("README.md"); p.write_text(t(p.read_text()))'
 
 bench: install
 	BENCH_PYTHON=$(abspath $(BIN))/python bash bench/run.sh

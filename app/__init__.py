@@ -27,7 +27,7 @@ def create_app(overrides: Mapping[str, str] | None = None) -> Flask:
     from app.api import chat, health, mcp_tools, media, messages, models, proxy, responses, spec
     from app.auth import guard
     from app.chat.dispatch import Dispatcher
-    from app.config import Settings, environment_with_dotenv
+    from app.config import ConfigError, Settings, environment_with_dotenv
     from app.errors import register_error_handlers
     from app.extensions import GatewayState
     from app.logs import configure_logging
@@ -37,7 +37,11 @@ def create_app(overrides: Mapping[str, str] | None = None) -> Flask:
 
     environ = environment_with_dotenv()
     environ.update(overrides or {})
-    settings = Settings.from_environ(environ)
+    try:
+        settings = Settings.from_environ(environ)
+    except ConfigError as exc:
+        cli.refuse_in_command(exc)  # a `flask` command: the master's one line, exit 2
+        raise
     configure_logging(development=settings.development, level=settings.log_level,
                       secrets=settings.secret_values())
 

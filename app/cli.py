@@ -1,4 +1,10 @@
-"""Flask commands: `flask --app wsgi db upgrade` and `flask --app wsgi keys create|list|revoke|usage`.
+"""Flask commands: `flask --app wsgi doctor`, `flask --app wsgi db upgrade` and
+`flask --app wsgi keys create|list|revoke|usage`.
+
+`doctor` checks what the settings name (providers, the OIDC issuer, Redis, the database, MCP
+servers, TLS files; app/doctor.py) and exits 1 when something is wrong: a deploy pre-check.
+An invalid setting stops every command as it stops gunicorn's master: one line naming it, exit
+status 2 (`SettingsRefused`, raised by the app factory while the command loads the app).
 
 They work on DATABASE_URL whether or not ACCOUNTS_ENABLE is on (so keys can be made before the
 gateway starts using them), validate like the admin API (the same schemas), and print JSON.
@@ -21,7 +27,24 @@ if TYPE_CHECKING:
     from app.accounts.key_admin import KeyAdmin
 
 
+class SettingsRefused(click.ClickException):
+    """An invalid setting met while a `flask` command loads the app: the master's line, exit 2."""
+
+    exit_code = 2
+
+    def show(self, file: Any = None) -> None:
+        click.echo(f"inference-gateway: {self.message}", err=True)
+
+
+def refuse_in_command(error: Exception) -> None:
+    """Under a `flask` command, turn the app factory's ConfigError into the master's one line and
+    exit status 2 (instead of a traceback); elsewhere (gunicorn, tests) the error goes on."""
+    if click.get_current_context(silent=True) is not None:
+        raise SettingsRefused(str(error)) from None
+
+
 def init_app(app: Flask) -> None:
+    app.cli.add_command(doctor)
     app.cli.add_command(db)
     app.cli.add_command(keys)
 
@@ -64,6 +87,23 @@ def _loaded(schema_name: str, payload: dict[str, Any]) -> dict[str, Any]:
         return schemas.load(getattr(schemas, schema_name), payload)
     except InvalidRequest as exc:
         raise click.UsageError(exc.message) from None
+
+
+@click.command(help="Check every provider, the OIDC issuer, Redis, the database, MCP servers and TLS files the "
+                    "settings name; exit 1 when one fails. Secrets are never printed.")
+@click.option("--json", "as_json", is_flag=True, help="JSON instead of a table.")
+def doctor(as_json: bool) -> None:
+    import logging
+
+    from app import doctor as checks
+
+    logging.disable(logging.ERROR)  # each check's failure is in the table; the log would repeat it
+    try:
+        results = checks.examine(_settings())
+    finally:
+        logging.disable(logging.NOTSET)
+    click.echo(checks.json_text(results) if as_json else checks.table(results))
+    sys.exit(checks.exit_status(results))
 
 
 @click.group(help="The database of virtual keys and usage.")

@@ -1,6 +1,11 @@
 """docs/configuration.md, written from the declarations in app/config.py (`make docs`; a test
 fails when the file is stale): one table per section, what is ignored, the old names.
 
+`make docs` also writes README.md's table of what each provider offers, between the markers
+`<!-- providers:start -->` and `<!-- providers:end -->` (`readme_text`), from the catalog through
+the endpoints the gateway serves (app/chat/endpoints.py): a provider whose catalog entry has no
+path for an endpoint answers it with 501, so the table says `501` exactly where the gateway does.
+
 `make docs` also rewrites the two parts of openapi.yaml that the code declares: every setting
 (`components.schemas.Config.x-config`) and every provider with its endpoints
 (`components.schemas.Provider.x-provider-configs`, from the catalog). The rest of the file is
@@ -73,6 +78,42 @@ _ENDPOINTS = (
     ("moderations", "create_moderation", "POST"),
 )
 _SETTING_TYPES = {"bool": "bool", "int": "int", "Duration": "time.Duration"}
+
+
+PROVIDERS_START = "<!-- providers:start -->"
+PROVIDERS_END = "<!-- providers:end -->"
+
+
+def providers_markdown() -> str:
+    """The README's table: per provider, `yes` or what the gateway answers instead."""
+    from app.chat import endpoints
+
+    columns = (("chat", endpoints.CHAT), ("completions", endpoints.COMPLETIONS),
+               ("embeddings", endpoints.EMBEDDINGS), ("responses", endpoints.RESPONSES),
+               ("messages", endpoints.MESSAGES), ("images", endpoints.IMAGE_GENERATIONS),
+               ("speech", endpoints.SPEECH), ("transcriptions", endpoints.TRANSCRIPTIONS),
+               ("translations", endpoints.TRANSLATIONS), ("moderations", endpoints.MODERATIONS))
+    header = ["provider", *(name for name, _ in columns), "vision", "model list"]
+    lines = ["| " + " | ".join(header) + " |", "|" + "---|" * len(header)]
+    for pid, spec in CATALOG.items():
+        cells = [f"`{pid}`", *("yes" if getattr(spec, endpoint.spec_field) else "501" for _, endpoint in columns),
+                 "yes" if spec.supports_vision else "400", "yes" if spec.models_endpoint else "501"]
+        lines.append("| " + " | ".join(cells) + " |")
+    kept = [f"`{pid}`" for pid, spec in CATALOG.items() if spec.stored_response_endpoint]
+    counts = [f"`{pid}`" for pid, spec in CATALOG.items() if spec.messages_count_tokens_endpoint]
+    lines += ["", "`yes`: served; `501`: the gateway answers 501 `unsupported` (Anthropic's error shape on",
+              "/v1/messages) without calling the provider; vision `400`: a request with images is refused",
+              "(with `ENABLE_VISION=true`; with `false` every provider refuses images). Kept responses",
+              (f"(`GET`/`DELETE /v1/responses/{{id}}`): {', '.join(kept)}. `POST /v1/messages/count_tokens`: "
+              f"{', '.join(counts)}.")]
+    return "\n".join(lines) + "\n"
+
+
+def readme_text(current: str) -> str:
+    """README.md with the providers table between its markers written from the catalog."""
+    start = current.index(PROVIDERS_START) + len(PROVIDERS_START)
+    end = current.index(PROVIDERS_END)
+    return current[:start] + "\n" + providers_markdown() + current[end:]
 
 
 def provider_configs() -> dict[str, Any]:

@@ -107,7 +107,7 @@ def init_app(app: Flask) -> Guard | None:
     settings: Settings = app.extensions[EXTENSION_KEY].settings
     install_failure_limit(app, settings)
     if not settings.auth_enable:
-        if settings.port is not None or not _is_loopback(settings.server_host):
+        if open_to_the_network(settings):
             log.warning("AUTH_ENABLE=false while the gateway listens on a non-loopback address: anyone who can "
                         "reach it can spend the provider keys. Set AUTH_ENABLE=true, or SERVER_HOST=127.0.0.1.")
         return None
@@ -134,6 +134,11 @@ def install_failure_limit(app: Flask, settings: Settings) -> AuthFailures | None
     failures = AuthFailures.from_settings(settings, breaker, blueprint=blueprint)
     failures.init_app(app)
     return failures
+
+
+def open_to_the_network(settings: Settings) -> bool:
+    """Whether the gateway listens beyond loopback ($PORT binds 0.0.0.0)."""
+    return settings.port is not None or not _is_loopback(settings.server_host)
 
 
 def _is_loopback(host: str) -> bool:

@@ -92,6 +92,8 @@ class OidcVerifier:
         self._fetched_at = float("-inf")  # when the cached keys were fetched
         self._attempted_at = float("-inf")  # last JWKS fetch attempt, successful or not
         self._last_fetch_failed = False
+        # Why the last discovery or JWKS fetch failed (what the log says), for `flask doctor`.
+        self.last_problem: str | None = None
 
     @classmethod
     def from_settings(cls, settings: Settings, **options: Any) -> OidcVerifier:
@@ -127,6 +129,11 @@ class OidcVerifier:
             pass
         keys = self._refreshed_keys(seen=keys)
         return _signing_key(keys, kid, alg)  # still unknown: InvalidKeyIdError -> 401
+
+    def signing_keys(self) -> KeySet:
+        """Discover the issuer and fetch its keys now, as the first token would (`flask doctor`
+        checks the issuer this way); IssuerUnavailable, with `last_problem` saying why."""
+        return self._current_keys()
 
     # -- the key cache ---------------------------------------------------------------------
     def _current_keys(self) -> KeySet:
@@ -167,6 +174,7 @@ class OidcVerifier:
             keys = KeySet([key for key in KeySet.import_key_set(self._get_json(jwks_uri)).keys
                            if isinstance(key, (RSAKey, ECKey, OKPKey))])
         except (UpstreamError, ValueError, TypeError, KeyError, JoseError) as exc:
+            self.last_problem = f"cannot fetch the keys from {jwks_uri}: {_reason(exc)}"
             log.error("cannot fetch the OIDC issuer's keys from %s: %s", jwks_uri, _reason(exc))
             raise IssuerUnavailable(_UNAVAILABLE) from None
         self._last_fetch_failed = False
@@ -191,6 +199,8 @@ class OidcVerifier:
                     self._jwks_uri = jwks_uri
                     return jwks_uri
                 if isinstance(jwks_uri, str):
+                    problem = (f"it names the issuer {document.get('issuer')!r}, but AUTH_OIDC_ISSUER is "
+                               f"{self.issuer!r}; they must be equal")
                     log.error("OIDC discovery at %s names the issuer %r, but AUTH_OIDC_ISSUER is %r; they must "
                               "be equal", url, document.get("issuer"), self.issuer)
                     break
@@ -200,6 +210,7 @@ class OidcVerifier:
             if attempt < DISCOVERY_ATTEMPTS:
                 self.sleep(DISCOVERY_PAUSE)
         self._discovery_failed_at = self.clock()
+        self.last_problem = f"discovery at {url} failed: {problem}"
         raise IssuerUnavailable(_UNAVAILABLE)
 
     def _get_json(self, url: str) -> Any:
