@@ -125,11 +125,13 @@ def gate() -> Any:
         return None
     visit = console().visit()
     feed = request.path.startswith("/console/api/")
-    if request.endpoint not in OPEN_ENDPOINTS and (visit.expired() or not visit.signed_in):
+    expired = visit.expired()
+    if request.endpoint not in OPEN_ENDPOINTS and not visit.signed_in:
         if feed:
             return jsonify(error={"message": "Sign in to the console again.", "type": "authentication_error",
                                   "code": "console_signed_out"}), 401
-        return redirect(url_for("console.sign_in", next=request.full_path.rstrip("?") if request.method == "GET" else None))
+        return redirect(url_for("console.sign_in", expired="1" if expired else None,
+                                next=request.full_path.rstrip("?") if request.method == "GET" else None))
     if request.method == "POST" and not visit.csrf_ok(request.form.get(CSRF_FIELD) or request.headers.get(CSRF_HEADER)):
         return page("refused.html", 403, message="This form is out of date or did not come from this console. "
                                                  "Reload the page and send it again.")
