@@ -1,7 +1,8 @@
 // Small charts on <canvas>, drawn here rather than by a charting library: the console ships no
 // build step and loads nothing from another site, and two chart kinds need a hundred lines.
-//   Charts.line(canvas, labels, [{name, values, color}], {unit})   a time series (nulls leave gaps)
-//   Charts.bars(canvas, labels, values, {color, unit})             one bar per label
+//   Charts.line(canvas, labels, [{name, values, color}], {unit, whole})   a time series (nulls leave gaps)
+//   Charts.bars(canvas, labels, values, {color, unit, whole})             one bar per label
+// `whole`: the values are counts, so the axis steps are whole numbers.
 "use strict";
 
 window.Charts = (function () {
@@ -25,18 +26,21 @@ window.Charts = (function () {
     return { ctx: ctx, width: width, height: cssHeight };
   }
 
-  // A round upper bound for the axis: 1, 2 or 5 times a power of ten.
-  function niceMax(value) {
-    if (!(value > 0)) return 1;
-    const power = Math.pow(10, Math.floor(Math.log10(value)));
-    for (const step of [1, 2, 5, 10]) if (value <= step * power) return step * power;
-    return 10 * power;
+  // The axis top: four equal steps of a round size (1, 1.5, 2, 2.5, 3, 4, 5, 6 or 8 times a power of
+  // ten), whole numbers when the values are counts.
+  function niceMax(value, whole) {
+    if (!(value > 0)) return whole ? 4 : 1;
+    const rough = value / 4, power = Math.pow(10, Math.floor(Math.log10(rough)));
+    let step = 10 * power;
+    for (const m of [1, 1.5, 2, 2.5, 3, 4, 5, 6, 8]) if (rough <= m * power) { step = m * power; break; }
+    if (whole) step = Math.max(1, Math.ceil(step));
+    return step * 4;
   }
 
   function format(value) {
     if (value >= 1e6) return (value / 1e6).toFixed(1) + "M";
     if (value >= 1e3) return (value / 1e3).toFixed(1) + "k";
-    return Number.isInteger(value) ? String(value) : value.toFixed(value < 1 ? 3 : 1);
+    return Number.isInteger(value) ? String(value) : String(Number(value.toFixed(value < 1 ? 3 : 1)));
   }
 
   function axes(box, top, labels, unit) {
@@ -80,8 +84,9 @@ window.Charts = (function () {
   function line(canvas, labels, series, options) {
     const box = prepare(canvas);
     const values = series.flatMap(function (s) { return s.values.filter(function (v) { return v !== null; }); });
-    const top = niceMax(Math.max(0, ...values));
-    const plot = axes(box, top, labels, (options || {}).unit);
+    const opts = options || {};
+    const top = niceMax(Math.max(0, ...values), opts.whole);
+    const plot = axes(box, top, labels, opts.unit);
     const ctx = box.ctx, n = labels.length;
     series.forEach(function (s) {
       ctx.strokeStyle = s.color;
@@ -96,13 +101,21 @@ window.Charts = (function () {
         drawing = true;
       });
       ctx.stroke();
+      ctx.fillStyle = s.color;  // a dot on each point: a minute alone between gaps is seen too
+      s.values.forEach(function (v, i) {
+        if (v === null) return;
+        const x = PAD.left + (n === 1 ? plot.plotW / 2 : (plot.plotW * i) / (n - 1));
+        ctx.beginPath();
+        ctx.arc(x, PAD.top + plot.plotH - (plot.plotH * v) / top, v > 0 ? 2.5 : 1.2, 0, 2 * Math.PI);
+        ctx.fill();
+      });
     });
     if (series.length > 1) legend(box, series);
   }
 
   function bars(canvas, labels, values, options) {
     const box = prepare(canvas), opts = options || {};
-    const top = niceMax(Math.max(0, ...values));
+    const top = niceMax(Math.max(0, ...values), opts.whole);
     const plot = axes(box, top, [], opts.unit);
     const ctx = box.ctx, n = Math.max(1, labels.length), slot = plot.plotW / n;
     const width = Math.max(2, Math.min(48, slot * 0.7));

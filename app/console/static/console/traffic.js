@@ -13,13 +13,13 @@
   function draw(hour) {
     const labels = hour.minutes.map(function (m) { return hhmm(m.minute); });
     const chart = function (name) { return document.querySelector('canvas[data-chart="' + name + '"]'); };
-    Charts.line(chart("rpm"), labels, [{ name: "requests", values: values(hour, "requests"), color: "#2d5bd7" }]);
+    Charts.line(chart("rpm"), labels, [{ name: "requests", values: values(hour, "requests"), color: "#2d5bd7" }], { whole: true });
     Charts.line(chart("errors"), labels, [{ name: "errors", color: "#c53030",
       values: hour.minutes.map(function (m) { return m.error_rate === null ? null : m.error_rate * 100; }) }], { unit: "%" });
     Charts.line(chart("latency"), labels, [
       { name: "p50", values: values(hour, "p50_ms"), color: "#1f8a4c" },
       { name: "p95", values: values(hour, "p95_ms"), color: "#b7791f" }]);
-    Charts.line(chart("tpm"), labels, [{ name: "tokens", values: values(hour, "tokens"), color: "#6b46c1" }]);
+    Charts.line(chart("tpm"), labels, [{ name: "tokens", values: values(hour, "tokens"), color: "#6b46c1" }], { whole: true });
 
     const totals = hour.totals;
     document.querySelector('[data-total="requests"]').textContent = totals.requests;
