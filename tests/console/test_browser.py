@@ -98,6 +98,12 @@ def test_an_operator_signs_in_creates_a_key_sees_its_traffic_and_spend_and_revok
     def text() -> str:
         return browser.find_element(By.TAG_NAME, "main").text
 
+    # nginx on the same host says the client came over TLS: the cookie is Secure (gunicorn trusts
+    # X-Forwarded-Proto from 127.0.0.1 by default: FORWARDED_ALLOW_IPS)
+    behind_tls = requests.get(gateway.url + "/console/sign-in", headers={"X-Forwarded-Proto": "https"}, timeout=10)
+    assert "; Secure" in behind_tls.headers["Set-Cookie"]
+    assert "; Secure" not in requests.get(gateway.url + "/console/sign-in", timeout=10).headers["Set-Cookie"]
+
     # -- sign in ---------------------------------------------------------------------------------
     browser.get(gateway.url + "/console/")
     wait.until(lambda _: heading() == "Sign in")

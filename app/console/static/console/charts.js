@@ -69,15 +69,16 @@ window.Charts = (function () {
     return { plotW: plotW, plotH: plotH };
   }
 
+  // Top left: the newest minutes, where the data is, are on the right.
   function legend(box, series) {
     const ctx = box.ctx;
-    let x = box.width - PAD.right;
-    ctx.textAlign = "right";
+    let x = PAD.left + 6;
+    ctx.textAlign = "left";
     ctx.textBaseline = "top";
-    series.slice().reverse().forEach(function (s) {
+    series.forEach(function (s) {
       ctx.fillStyle = s.color;
-      ctx.fillText(s.name, x, PAD.top);
-      x -= ctx.measureText(s.name).width + 14;
+      ctx.fillText(s.name, x, PAD.top + 2);
+      x += ctx.measureText(s.name).width + 14;
     });
   }
 
