@@ -1,8 +1,8 @@
 """The web console at /console: what the operators of this gateway look at instead of JSON.
 
-    views.py      the blueprint: the sign-in gate, CSRF check and idle expiry (one before_request
-                  hook), the pages (providers, traffic, keys, usage, errors) and their JSON feeds
-                  under /console/api/, which the pages' plain JavaScript polls every few seconds
+    gate.py       the blueprint and its gate: sign-in, CSRF check, idle expiry, security headers
+    pages.py      the pages (providers, traffic, keys, usage, errors) and their JSON feeds under
+                  /console/api/, which the pages' plain JavaScript polls every few seconds
     session.py    the signed session cookie (secret derived from ADMIN_API_KEY), CSRF, idle expiry
     traffic.py    per-minute traffic, per-deployment latency and error rates, recent errors: from
                   the usage ledger, the table every worker and host writes
@@ -26,14 +26,15 @@ if TYPE_CHECKING:
     from flask import Flask
 
     from app.config import Settings
-    from app.console.views import Console
+    from app.console.gate import Console
 
 
 def init_app(app: Flask, settings: Settings) -> Console | None:
     """Register the console when ADMIN_API_KEY is set (after accounts, auth and resilience)."""
     if not settings.admin_api_key.strip():
         return None
-    from app.console.views import Console
+    from app.console import pages  # noqa: F401 - the pages' routes, on the gate's blueprint
+    from app.console.gate import Console
 
     console = Console.from_settings(app, settings)
     console.init_app(app)

@@ -13,8 +13,8 @@ from flask.testing import FlaskClient
 from app.accounts.database import Database
 from app.accounts.feature import EXTENSION_KEY as ACCOUNTS_KEY
 from app.accounts.migrate import upgrade
-from app.console.views import EXTENSION_KEY as CONSOLE_KEY
-from app.console.views import Console
+from app.console.gate import EXTENSION_KEY as CONSOLE_KEY
+from app.console.gate import Console
 
 ADMIN_KEY = "console-admin-key-0123456789"
 ADMIN = {"Authorization": f"Bearer {ADMIN_KEY}"}

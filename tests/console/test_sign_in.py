@@ -135,3 +135,32 @@ def test_the_console_is_not_counted_by_the_request_rate_limit(console_app):
     operator.sign_in()
     assert {operator.get("/console/api/providers").status_code for _ in range(10)} == {200}
     assert operator.client.get("/v1/models", headers={"Authorization": "Bearer nobody"}).status_code == 401
+
+
+def test_the_cookie_is_signed_with_a_derived_secret_and_a_new_admin_key_signs_everyone_out(console_app):
+    from flask.sessions import SecureCookieSessionInterface
+    from itsdangerous import URLSafeTimedSerializer
+
+    app = console_app()
+    flask_way = SecureCookieSessionInterface
+    forger = URLSafeTimedSerializer(ADMIN_KEY, salt="gateway-console", serializer=flask_way.serializer,
+                                    signer_kwargs={"key_derivation": "hmac", "digest_method": flask_way.digest_method})
+    client = app.test_client()
+    client.set_cookie(COOKIE_NAME, forger.dumps({"signed_in": True, "seen": 9e12}), path="/console")
+    assert client.get("/console/providers").status_code == 302  # the raw key does not sign sessions
+
+    operator = Operator(app.test_client())
+    cookie = cookie_header(operator.sign_in()).split(";")[0].split("=", 1)[1]
+    rotated = console_app({"ADMIN_API_KEY": "a-new-admin-key-0123456789"}).test_client()
+    rotated.set_cookie(COOKIE_NAME, cookie, path="/console")
+    assert rotated.get("/console/providers").status_code == 302
+    same = console_app().test_client()  # another worker or host with the same key: the same secret
+    same.set_cookie(COOKIE_NAME, cookie, path="/console")
+    assert same.get("/console/providers").status_code == 200
+
+
+def test_wrong_keys_are_throttled_with_accounts_and_auth_off(console_app):
+    app = console_app({"ACCOUNTS_ENABLE": "false", "AUTH_ENABLE": "false", "AUTH_FAILURE_LIMIT": "2/minute"})
+    operator = Operator(app.test_client())
+    assert [operator.sign_in("wrong").status_code for _ in range(2)] == [401, 401]
+    assert operator.sign_in().status_code == 429
