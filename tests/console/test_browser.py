@@ -203,4 +203,7 @@ def test_an_operator_signs_in_creates_a_key_sees_its_traffic_and_spend_and_revok
     browser.get(gateway.url + "/console/traffic")
     wait.until(lambda _: heading() == "Traffic")
     shot("traffic-phone")
+    browser.get(gateway.url + "/console/keys")
+    wait.until(lambda _: heading() == "Keys")
+    shot("keys-phone")
     assert PROVIDER_KEY not in gateway.logs() and ADMIN_KEY not in gateway.logs()
