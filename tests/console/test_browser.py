@@ -50,6 +50,7 @@ def browser() -> Iterator[object]:
                      "--window-size=1280,900", "--hide-scrollbars", "--force-device-scale-factor=1",
                      "--disable-extensions", "--no-first-run", "--lang=en-US"):
         options.add_argument(argument)
+    options.set_capability("goog:loggingPrefs", {"browser": "ALL"})  # script errors, CSP refusals
     driver = webdriver.Chrome(service=Service(executable_path=chromedriver), options=options)
     driver.implicitly_wait(0)
     yield driver
@@ -207,3 +208,8 @@ def test_an_operator_signs_in_creates_a_key_sees_its_traffic_and_spend_and_revok
     wait.until(lambda _: heading() == "Keys")
     shot("keys-phone")
     assert PROVIDER_KEY not in gateway.logs() and ADMIN_KEY not in gateway.logs()
+    # no script failed and the Content-Security-Policy refused nothing the console ships (the one
+    # resource that failed to load is the wrong key's 401 sign-in page)
+    problems = [entry["message"] for entry in browser.get_log("browser") if entry["level"] == "SEVERE"
+                and "status of 401" not in entry["message"]]
+    assert not problems, problems
