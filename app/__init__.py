@@ -22,7 +22,7 @@ def create_app(overrides: Mapping[str, str] | None = None) -> Flask:
     """
     from flask import Flask, g, request
 
-    from app import accounts, cli, mcp, request_preview, resilience, telemetry
+    from app import accounts, cli, console, mcp, request_preview, resilience, telemetry
     from app.access_log import REQUEST_ID_ENVIRON_KEY, AccessLog, request_id_from
     from app.api import chat, health, mcp_tools, media, messages, models, proxy, responses, spec
     from app.auth import guard
@@ -69,6 +69,8 @@ def create_app(overrides: Mapping[str, str] | None = None) -> Flask:
     Dispatcher(app, router=router, policy=gateway.model_policy, vision=settings.enable_vision,
                agent=app.extensions[mcp.EXTENSION_KEY],
                resilience=resilience.init_app(app, settings, gateway.providers)).init_app(app)
+
+    console.init_app(app, settings)  # ADMIN_API_KEY set: /console (after accounts, auth and resilience)
 
     app.register_blueprint(health.bp)
     app.register_blueprint(spec.bp)

@@ -63,6 +63,7 @@ SECTIONS = {
     "auth": "Authentication",
     "rate_limit": "Rate limits",
     "accounts": "Virtual keys, budgets and the usage ledger",
+    "console": "Web console",
     "server": "Server settings",
     "client": "Client settings",
     "resilience": "Deployments, aliases, retries and provider health",
@@ -169,6 +170,9 @@ class Settings:
     admin_api_key: str = setting("ADMIN_API_KEY", "", "Bearer credential of the admin API (`/admin/...`, at least 16 characters). The admin API is off while it is empty. Not accepted for model calls unless also listed in AUTH_API_KEYS.", section="accounts", secret=True)
     usage_flush_interval: Duration = setting("USAGE_FLUSH_INTERVAL", "1s", "How often each worker writes its waiting usage rows to the database, in one batch (at most 60s).", section="accounts")
     usage_buffer_rows: int = setting("USAGE_BUFFER_ROWS", "10000", "Most usage rows a worker keeps while the database cannot be written; past that the oldest are dropped (and counted in the log).", section="accounts")
+
+    # console (app/console/)
+    console_idle_timeout: Duration = setting("CONSOLE_IDLE_TIMEOUT", "30m", "The web console (`/console`, on while ADMIN_API_KEY is set) signs an operator out after this long without a page load or form sent (the charts' polling does not count); at least 1m, at most 24h.", section="console")
 
     # server
     server_host: Host = setting("SERVER_HOST", "0.0.0.0", "Address to bind: an IP address or host name (ignored when $PORT is set, as on Heroku: then 0.0.0.0:$PORT).", section="server")
@@ -313,6 +317,8 @@ class Settings:
             raise ConfigError("invalid ADMIN_API_KEY=<hidden>: use at least 16 characters")
         if not 0 < self.usage_flush_interval <= 60:
             raise ConfigError(f"invalid USAGE_FLUSH_INTERVAL={self.usage_flush_interval:g}s: must be more than 0 and at most 60s")
+        if not 60 <= self.console_idle_timeout <= 86400:
+            raise ConfigError(f"invalid CONSOLE_IDLE_TIMEOUT={self.console_idle_timeout:g}s: must be at least 1m and at most 24h")
         if self.usage_buffer_rows < 100:
             raise ConfigError(f"invalid USAGE_BUFFER_ROWS={self.usage_buffer_rows!r}: must be at least 100")
 

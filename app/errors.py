@@ -46,6 +46,8 @@ from typing import Any
 from flask import Flask, Response, current_app, g, has_request_context, json, request
 from werkzeug.exceptions import HTTPException
 
+from app.signals import ERROR_KEY
+
 log = logging.getLogger("gateway.errors")
 
 
@@ -63,6 +65,10 @@ class GatewayError(Exception):
 
     def envelope(self) -> dict[str, Any]:
         return {"error": {"message": self.message, "type": self.type, "code": self.code}}
+
+    def summary(self) -> str:
+        """One line for the usage ledger's `error` (the console's recent errors): the message."""
+        return self.message
 
     def to_response(self) -> Response:
         response = Response(json.dumps(_shaped(self)), status=self.status, mimetype="application/json")
@@ -168,6 +174,20 @@ class UpstreamStatus(UpstreamError):
         self.body = body
         self.content_type = content_type or "application/json"
 
+    def summary(self) -> str:
+        """"provider answered 429: <the provider's own message>", when its body has one where the
+        OpenAI and Anthropic shapes put it (`error.message`, or `error` as a string, or `message`)."""
+        try:
+            body = json.loads(self.body)
+        except ValueError:
+            body = None
+        found = None
+        if isinstance(body, dict):
+            error = body.get("error")
+            found = error.get("message") if isinstance(error, dict) else error
+            found = found if isinstance(found, str) else body.get("message")
+        return f"{self.message}: {found}" if isinstance(found, str) and found.strip() else self.message
+
     def to_response(self) -> Response:
         response = Response(self.body, status=self.status, content_type=self.content_type)
         response.headers.update(self.headers)  # e.g. the provider's Retry-After
@@ -220,6 +240,7 @@ _HTTP_MESSAGES = {
 def register_error_handlers(app: Flask) -> None:
     @app.errorhandler(GatewayError)
     def gateway_error(exc: GatewayError) -> Response:
+        request.environ[ERROR_KEY] = exc.summary()
         return exc.to_response()
 
     @app.errorhandler(HTTPException)
@@ -231,6 +252,7 @@ def register_error_handlers(app: Flask) -> None:
         message = template.format(method=request.method, path=request.path) if template else (exc.description or exc.name)
         error = _HTTP_ERRORS.get(status, GatewayError)(message)
         error.status = status
+        request.environ[ERROR_KEY] = message
         if status == 405 and exc.valid_methods:
             error.headers["Allow"] = ", ".join(exc.valid_methods)
         return error.to_response()
@@ -239,5 +261,7 @@ def register_error_handlers(app: Flask) -> None:
     def unexpected(exc: Exception) -> Response:
         request_id = g.get("request_id", "-")
         log.exception("unhandled error on %s %s (request %s)", request.method, request.path, request_id)
-        return GatewayError(f"Internal error; quote request id {request_id} when reporting it.",
-                            code="internal_error").to_response()
+        error = GatewayError(f"Internal error; quote request id {request_id} when reporting it.",
+                             code="internal_error")
+        request.environ[ERROR_KEY] = error.message
+        return error.to_response()

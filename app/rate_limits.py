@@ -18,7 +18,7 @@ flask-limiter does the request limits, its own way:
   every worker and host shares). Its own before_request hook checks them, registered after the
   auth guard's, so the subject is known.
 - `headers_enabled`: it writes X-RateLimit-Limit, -Remaining, -Reset and Retry-After.
-- a `request_filter` leaves the public routes (`app.public_routes`) out; requests without an
+- a `request_filter` leaves the public routes (`app.public_routes`) and the web console out; requests without an
   endpoint (404, 405) are never counted.
 - a breach raises its `RateLimitExceeded`; `refuse` renders the gateway's 429 envelope.
 - `swallow_errors` is RATE_LIMIT_FAIL_OPEN. Open: a storage error is swallowed (the request is
@@ -75,9 +75,15 @@ def forget_response_key() -> None:
     RESPONSE_KEY.set(None)
 
 
+# The web console (app/console/): a few operators signed in with ADMIN_API_KEY, whose pages poll
+# every few seconds; counted against the address's request limit, an open chart would lock its
+# operator (and every client behind the same address) out. Its sign-in is limited by AUTH_FAILURE_LIMIT.
+UNLIMITED_BLUEPRINTS = frozenset({"console"})
+
+
 def public_request() -> bool:
-    """flask-limiter request filter: the public routes are never limited nor counted."""
-    return is_public(request.path)
+    """flask-limiter request filter: the public routes and the console are never limited nor counted."""
+    return is_public(request.path) or request.blueprint in UNLIMITED_BLUEPRINTS
 
 
 class StorageAlarm:
@@ -207,7 +213,7 @@ class RateLimits:
             raise self.unavailable()
 
     def check_tokens(self) -> None:
-        if request.endpoint is None or is_public(request.path):
+        if request.endpoint is None or public_request():
             return
         key = self.limit_key()
         RESPONSE_KEY.set(key)

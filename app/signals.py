@@ -34,6 +34,8 @@ after the view has returned, streams included:
     ATTEMPTS_KEY  upstream tries the call made (int), for X-Gateway-Attempts
     SUBJECT_KEY   the authenticated subject (JWT `sub` or API key id); absent when auth is off
     KEY_NAME_KEY  the virtual key's name (app/accounts), when the request used one
+    ERROR_KEY     the message of the error the gateway answered with (set by app/errors.py's
+                  handler; a provider's own error as "provider answered <status>: <its message>")
     USAGE_KEY     the request's tokens and cost, {prompt_tokens, completion_tokens, total_tokens,
                   cost_usd}, plus `estimated: true` when any of it was estimated, set as the
                   response closes (app/accounts)
@@ -70,6 +72,7 @@ USAGE_KEY = "gateway.usage"
 ALIAS_KEY = "gateway.alias"
 UPSTREAM_KEY = "gateway.upstream"
 ATTEMPTS_KEY = "gateway.attempts"
+ERROR_KEY = "gateway.error"
 
 
 def send(signal: Signal, app: Flask, **kwargs: Any) -> None:

@@ -56,6 +56,7 @@ def init_app(app: Flask, settings: Settings, price_overrides: Mapping[str, Any] 
     from app.auth.virtual_keys import VirtualKeyCredentials
     from app.extensions import EXTENSION_KEY as GATEWAY_KEY
     from app.limit_storage import open_storage, storage_breaker
+    from app.logs import Redactor
 
     database = Database.from_url(settings.database_url)
     store = KeyStore(database)
@@ -70,7 +71,7 @@ def init_app(app: Flask, settings: Settings, price_overrides: Mapping[str, Any] 
     guard = app.extensions.get(AUTH_EXTENSION_KEY)
     admin_key = AdminKey(settings.admin_api_key, guard.authenticate if guard is not None else credentials.in_headers)
     accounts = Accounts(app, store, cache, limits, PriceTable(price_overrides), writer, credentials, admin_key,
-                        auth_enabled=settings.auth_enable)
+                        auth_enabled=settings.auth_enable, redact=Redactor(settings.secret_values()))
     app.extensions[EXTENSION_KEY] = accounts
 
     if guard is not None:

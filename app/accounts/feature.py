@@ -14,6 +14,8 @@
 from __future__ import annotations
 
 import logging
+import re
+from collections.abc import Callable
 from datetime import UTC, datetime
 from typing import Any
 
@@ -26,6 +28,7 @@ from app.accounts.key_cache import KeyCache
 from app.accounts.key_limits import KeyLimits
 from app.accounts.ledger import LedgerWriter
 from app.accounts.model_access import KEY_RECORD_KEY
+from app.accounts.models import ERROR_LENGTH
 from app.accounts.prices import PriceTable
 from app.accounts.recorder import Outcome
 from app.accounts.store import SUBJECT_PREFIX, KeyStore
@@ -40,6 +43,8 @@ EXTENSION_KEY = "gateway.accounts"
 # Blueprints a virtual key never reaches: public ones, and the admin API (its own credential).
 UNCHECKED_BLUEPRINTS = frozenset({"health", "admin"})
 PROXY_BLUEPRINT = "proxy"  # app/api/proxy.py: reaches any provider endpoint, which a model list cannot bound
+# Credentials a provider's error message may quote (OpenAI-style `sk-...` keys, a bearer token).
+TOKEN_SHAPES = re.compile(r"\b(?:sk|pk|rk|gsk|xai)-[A-Za-z0-9_*.-]{6,}|(?i:bearer)\s+\S+")
 
 
 def accounts() -> Accounts:
@@ -49,7 +54,8 @@ def accounts() -> Accounts:
 class Accounts:
     def __init__(self, app: Flask, store: KeyStore, cache: KeyCache, limits: KeyLimits, prices: PriceTable,
                  writer: LedgerWriter, credentials: VirtualKeyCredentials, admin_key: AdminKey, *,
-                 auth_enabled: bool):
+                 auth_enabled: bool, redact: Callable[[str], str] = str):
+        """`redact` takes the configured secrets out of a failed request's error before the ledger keeps it."""
         self.app = app
         self.store = store
         self.cache = cache
@@ -60,6 +66,7 @@ class Accounts:
         self.admin_key = admin_key
         self.admin = KeyAdmin(store, auth_enabled=auth_enabled)
         self.auth_enabled = auth_enabled
+        self.redact = redact
 
     # -- before the request --------------------------------------------------------------------
     def enforce(self) -> None:
@@ -95,6 +102,15 @@ class Accounts:
             delta = self.limits.charge(tally.record, call.total_tokens, call.cost_usd, datetime.now(UTC))
             if delta is not None:
                 tally.deltas.append(delta)
+
+    def error_of(self, environ: dict[str, Any]) -> str | None:
+        """The failed request's error message as the ledger keeps it: the configured secrets and
+        anything shaped like a key or a bearer token redacted, on one line, at most ERROR_LENGTH."""
+        message = environ.get(signals.ERROR_KEY)
+        if not message:
+            return None
+        text = TOKEN_SHAPES.sub("[REDACTED]", self.redact(" ".join(str(message).split())))
+        return text if len(text) <= ERROR_LENGTH else text[:ERROR_LENGTH - 1] + "…"
 
     # -- when the response closes --------------------------------------------------------------
     def settle(self, environ: dict[str, Any], tally: Tally, outcome: Outcome) -> None:
@@ -137,6 +153,7 @@ class Accounts:
             "latency_ms": round(outcome.latency_ms, 3),
             "streamed": outcome.event_stream or any(call.stream for call in tally.calls),
             "estimated": estimated,
+            "error": self.error_of(environ) if outcome.status >= 400 else None,
         }, tally.deltas)
         if tally.calls and signals.usage_recorded.receivers:
             signals.usage_recorded.send(self.app, provider=provider or "unknown", model=model or "unknown",

@@ -5,7 +5,8 @@
     virtual_keys    a key's settings and the SHA-256 of its secret (never the secret)
     key_spend       spend per key, budget period and period start (kept for keys with a budget)
     usage_ledger    one row per request that called a model (completion, embedding, proxied call);
-                    `estimated` when its tokens are the gateway's estimate
+                    `estimated` when its tokens are the gateway's estimate; `error`, the message
+                    of a failed one
 
 Times are stored as naive UTC and come back as aware UTC datetimes on every database (`UtcDateTime`).
 Money is a float of US dollars: the ledger reports, it does not invoice.
@@ -21,6 +22,7 @@ from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
 from sqlalchemy.types import TypeDecorator
 
 BUDGET_PERIODS = ("day", "month", "total")
+ERROR_LENGTH = 500
 
 
 class UtcDateTime(TypeDecorator):
@@ -109,3 +111,6 @@ class UsageRecord(Base):
     streamed: Mapped[bool] = mapped_column(Boolean, nullable=False, default=False)
     # the tokens are the gateway's estimate (a cut stream, an answer without usage: app/chat/estimate.py)
     estimated: Mapped[bool] = mapped_column(Boolean, nullable=False, default=False, server_default=false())
+    # a failed request's error message, secrets redacted, at most ERROR_LENGTH characters (the console's
+    # recent errors); None for a success
+    error: Mapped[str | None] = mapped_column(String(ERROR_LENGTH))

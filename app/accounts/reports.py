@@ -26,7 +26,7 @@ GROUPS = ("key", "model", "day")
 SUMS = ("requests", "prompt_tokens", "completion_tokens", "total_tokens", "cost_usd", "unpriced_requests")
 ROW_COLUMNS = ("time", "request_id", "key_id", "subject", "endpoint", "provider", "deployment", "model", "alias",
                "prompt_tokens", "completion_tokens", "total_tokens", "cost_usd", "priced", "status", "latency_ms",
-               "streamed", "estimated")
+               "streamed", "estimated", "error")
 GROUP_COLUMNS = {"key": ("key_id", "key_name", "subject"), "model": ("provider", "model"), "day": ("day",)}
 
 

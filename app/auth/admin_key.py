@@ -1,6 +1,7 @@
 """The admin API's credential: `Authorization: Bearer $ADMIN_API_KEY`, nothing else.
 
     AdminKey(secret, ordinary).check(headers)
+    AdminKey(secret, None).matches(text)   # the console's sign-in form
 
 - ADMIN_API_KEY empty: 403 `admin_api_disabled`, saying how to turn it on.
 - no credential, or one nobody knows: 401 (as the guard answers).
@@ -28,6 +29,15 @@ class AdminKey:
         self.digest = hashlib.sha256(secret.strip().encode()).digest() if secret.strip() else None
         self.ordinary = ordinary
 
+    def matches(self, presented: str) -> bool:
+        """Whether `presented` (spaces and tabs around it ignored) is the admin key: SHA-256 digests
+        compared in constant time, so the time taken tells nothing of how much of it was right.
+        Also the web console's sign-in (app/console/)."""
+        presented = presented.strip(" \t")
+        if self.digest is None or not presented:
+            return False
+        return hmac.compare_digest(hashlib.sha256(presented.encode()).digest(), self.digest)
+
     def check(self, headers: Headers) -> None:
         if self.digest is None:
             raise PermissionDenied("The admin API is off: set ADMIN_API_KEY (at least 16 characters) to turn it on.",
@@ -36,10 +46,8 @@ class AdminKey:
         if authorization is None and not headers.get("X-Api-Key"):
             raise AuthenticationFailed("missing credential: the admin API takes Authorization: Bearer <ADMIN_API_KEY>")
         scheme, _, credential = (authorization or "").strip(" \t").partition(" ")
-        if scheme.lower() == "bearer" and credential.strip(" \t"):
-            presented = hashlib.sha256(credential.strip(" \t").encode()).digest()
-            if hmac.compare_digest(presented, self.digest):
-                return
+        if scheme.lower() == "bearer" and self.matches(credential):
+            return
         if self.ordinary is not None:
             try:
                 self.ordinary(headers)

@@ -81,12 +81,15 @@ class AuthFailures:
     def refuse_blocked(self) -> None:
         """before_request: 429 while the address has used up its failures (503 if they cannot be read
         and RATE_LIMIT_FAIL_OPEN=false)."""
-        if not self._applies():
-            return
+        if self._applies():
+            self.refuse_address(self.client_address.counted(request.environ))
+
+    def refuse_address(self, address: str) -> None:
+        """RateLimited (429, Retry-After) while `address` has used up its failures; also the web
+        console's sign-in form (app/console/), which carries its key in a form field, not a header."""
         if self.breaker.open:
             self._storage_unusable(None)
             return
-        address = self.client_address.counted(request.environ)
         try:
             for item in self.items:
                 if not self.counter.test(item, NAMESPACE, address):
@@ -100,16 +103,20 @@ class AuthFailures:
 
     def count_failure(self, response: Response) -> Response:
         """after_request: a 401 to a request with a credential is one failure of its address."""
-        if response.status_code != 401 or not self._applies() or self.breaker.open:
-            return response
-        address = self.client_address.counted(request.environ)
+        if response.status_code == 401 and self._applies():
+            self.count_address(self.client_address.counted(request.environ))
+        return response
+
+    def count_address(self, address: str) -> None:
+        """One failed authentication from `address` (never raises: a storage failure is logged)."""
+        if self.breaker.open:
+            return
         try:
             for item in self.items:
                 self.counter.hit(item, NAMESPACE, address)
         except StorageError as exc:
             self.breaker.trip()
             self._alarm("not counted", exc)
-        return response
 
     def _storage_unusable(self, exc: StorageError | None) -> None:
         if not self.fail_open:

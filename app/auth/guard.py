@@ -40,8 +40,9 @@ from app.signals import SUBJECT_KEY
 
 log = logging.getLogger("gateway.auth")
 
-# Blueprints that check a credential of their own: admin takes only ADMIN_API_KEY (app/auth/admin_key.py).
-SELF_AUTHENTICATED = frozenset({"admin"})
+# Blueprints that check a credential of their own: admin takes only ADMIN_API_KEY (app/auth/admin_key.py),
+# the web console its signed session cookie, got by signing in with ADMIN_API_KEY (app/console/).
+SELF_AUTHENTICATED = frozenset({"admin", "console"})
 AUTH_EXTENSION_KEY = "gateway.auth"
 OWS = " \t"  # HTTP's optional whitespace; str.strip() would also take NBSP and other Unicode spaces
 

@@ -19,7 +19,7 @@ def flask(database_url: str, *args: str, **env: str) -> subprocess.CompletedProc
 def test_db_upgrade_then_keys_from_the_command_line(database_url):
     upgraded = flask(database_url, "db", "upgrade", DATABASE_AUTO_MIGRATE="false")
     assert upgraded.returncode == 0, upgraded.stderr
-    assert "is at revision 0002_usage_estimated" in upgraded.stdout
+    assert "is at revision 0003_usage_error" in upgraded.stdout
     assert flask(database_url, "db", "upgrade").returncode == 0  # again: nothing to do
 
     created = flask(database_url, "keys", "create", "--name", "cli-key", "--owner", "ops", "--model", "openai/gpt-4o",
