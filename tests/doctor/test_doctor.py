@@ -12,11 +12,13 @@ import sys
 from collections.abc import Iterator
 
 import pytest
+from alembic.script import ScriptDirectory
 from cryptography import x509
 from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ec
 from cryptography.x509.oid import NameOID
 
+from app.accounts.migrate import alembic_config
 from tests.accounts.conftest import PostgresDatabases
 from tests.support.fake_provider import FakeProvider, Reply, json_reply
 from tests.support.live_gateway import ROOT, gateway_environ
@@ -32,6 +34,8 @@ DB_PASSWORD = "pw-doctor-db-c0ffee42"
 SECRETS = (OPENAI_KEY, GROQ_KEY, DEPLOYMENT_KEY, ADMIN_KEY, DB_PASSWORD)
 MODELS = {"object": "list", "data": [{"id": "gpt-4o", "object": "model", "created": 1, "owned_by": "openai"},
                                      {"id": "gpt-4o-mini", "object": "model", "created": 1, "owned_by": "openai"}]}
+
+HEAD = ScriptDirectory.from_config(alembic_config()).get_current_head()  # the code's newest migration
 
 
 def doctor(env: dict[str, str], *args: str) -> subprocess.CompletedProcess:
@@ -129,7 +133,7 @@ def test_a_healthy_setup_passes_with_one_row_per_check(tmp_path, providers, mcp_
     assert openai["target"] == f"openai {providers['up'].url}/v1"
     assert checks[("oidc", issuer.url)]["detail"] == "discovery and JWKS: 1 signing key"
     assert checks[("redis", "redis://127.0.0.1:6379/0")]["detail"] == "answers PING"
-    assert checks[("database", database_url)]["detail"].startswith("schema at revision 0002_")
+    assert checks[("database", database_url)]["detail"] == f"schema at revision {HEAD}"
     assert checks[("mcp", mcp_server.url)]["detail"].startswith("3 tools offered: ")
     assert "the certificate expires on" in checks[("tls", cert)]["detail"]
 
@@ -171,7 +175,7 @@ def test_failures_exit_1_and_name_what_is_wrong_without_a_secret(tmp_path, provi
         "Provider slow did not send its response headers within 1s.", "Provider slow did not answer in time.")
     assert checks[("oidc", down_issuer.url)]["detail"].startswith(f"discovery at {down_issuer.url}/.well-known/")
     assert checks[("database", database_url.replace(DB_PASSWORD, "***"))]["detail"] == (
-        "schema at revision (none), code at 0002_usage_estimated: run `flask --app wsgi db upgrade`")
+        f"schema at revision (none), code at {HEAD}: run `flask --app wsgi db upgrade`")
     assert checks[("tls", expiring)]["detail"].endswith(("in 4 days", "in 5 days"))
     assert table_run.stdout.splitlines()[-1] == "7 fail, 1 warn, 1 ok"
 

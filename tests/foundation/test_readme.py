@@ -27,7 +27,7 @@ def test_the_readme_provider_table_is_generated_from_the_catalog():
 # Names in the README that look like settings (UPPER_CASE with an underscore) but are not the gateway's.
 NOT_SETTINGS = {
     "HTTPS_PROXY", "HTTP_PROXY", "NO_PROXY",  # read from the environment by app/upstream/proxies.py
-    "LISTEN_FDS", "GUNICORN_FD",  # gunicorn's and systemd's
+    "LISTEN_FDS", "GUNICORN_FD", "FORWARDED_ALLOW_IPS",  # gunicorn's and systemd's
     "ANTHROPIC_BASE_URL",  # the Anthropic SDK's (Claude Code's), set on the client
 }
 
