@@ -194,7 +194,10 @@ def test_an_operator_signs_in_creates_a_key_sees_its_traffic_and_spend_and_revok
     wait.until(lambda driver: driver.switch_to.alert).accept()
     wait.until(lambda _: "is revoked" in text())
     assert "revoked" in browser.find_element(By.CSS_SELECTOR, "#keys tbody tr").text
-    wait_for(lambda: chat(gateway.url, secret).status_code == 401, 10, "every worker to refuse the revoked key")
+    # each worker reloads its keys within 2 s: wait until eight calls in a row (each on its own
+    # connection, so spread over both workers) are refused
+    wait_for(lambda: all(chat(gateway.url, secret).status_code == 401 for _ in range(8)), 10,
+             "every worker to refuse the revoked key")
     refused = chat(gateway.url, secret)
     assert refused.status_code == 401
     assert refused.json()["error"]["type"] == "authentication_error"
