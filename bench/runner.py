@@ -929,8 +929,9 @@ def summary(data: dict) -> str:
 
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--targets", default="mock,minimal+gateway+alias,litellm",
-                        help="comma list of groups; the targets of a group joined by + take turns run by run")
+    parser.add_argument("--targets", default=None,
+                        help="comma list of groups; the targets of a group joined by + take turns run by run "
+                             "(default mock,minimal+gateway+alias,litellm; with --matrix, all the matrix's)")
     parser.add_argument("--matrix", action="store_true",
                         help=f"the feature matrix: --targets {MATRIX_TARGETS} at c64, no soak; writes only "
                              "the 'Feature matrix' section of RESULTS.md")
@@ -964,8 +965,9 @@ def main() -> int:
 
     global CONCURRENCIES
     if args.matrix:
-        args.targets, args.soak = MATRIX_TARGETS, ""
+        args.targets, args.soak = args.targets or MATRIX_TARGETS, ""
         CONCURRENCIES = (64,)
+    args.targets = args.targets or "mock,minimal+gateway+alias,litellm"
     if args.concurrencies:
         CONCURRENCIES = tuple(int(c) for c in args.concurrencies.split(","))
     marks = SOAK_MARKS
