@@ -23,6 +23,7 @@ import argparse
 import json
 import os
 import platform
+import shlex
 import shutil
 import signal
 import socket
@@ -526,7 +527,8 @@ def litellm_config(upstream: str) -> str:
 
 def command_line(target: Target) -> str:
     """How to start a target by hand (for RESULTS.md), paths relative to the repo."""
-    settings = " ".join(f"{k}={v}" for k, v in target.env.items() if k not in ("PATH", "HOME", "LANG", "PYTHONUNBUFFERED", "PYTHONDONTWRITEBYTECODE"))
+    settings = " ".join(f"{k}={shlex.quote(v.replace(str(ROOT) + '/', ''))}" for k, v in target.env.items()
+                        if k not in ("PATH", "HOME", "LANG", "PYTHONUNBUFFERED", "PYTHONDONTWRITEBYTECODE"))
     argv = " ".join(str(a).replace(str(ROOT) + "/", "") for a in target.argv)
     where = str(target.cwd.relative_to(ROOT)) if target.cwd.is_relative_to(ROOT) and target.cwd != ROOT else "."
     return f"(cd {where} && {settings} {argv})"
@@ -995,9 +997,6 @@ def main() -> int:
     try:
         for spec in [t.strip() for t in args.targets.split(",") if t.strip()]:
             group = [targets[name] for name in spec.split("+")]
-            for target in group:
-                if target.name != "mock":
-                    commands.append(command_line(target))
             try:
                 data["results"].update(measure_group(group, seconds=args.seconds, ttfb_requests=args.ttfb_requests,
                                                      running={"mock"}))
@@ -1005,6 +1004,7 @@ def main() -> int:
                 log(f"{spec}: NOT MEASURED: {exc}")
                 for target in group:
                     data["results"][target.name] = {"label": target.label, "error": str(exc), "runs": []}
+            commands += [command_line(target) for target in group if target.name != "mock"]  # after any prepare
         for name in [t.strip() for t in args.soak.split(",") if t.strip()]:
             if not data["results"].get(name, {}).get("runs"):
                 continue
@@ -1022,6 +1022,8 @@ def main() -> int:
     commands += [
         f"BENCH_BODY='<body>' wrk -t{WRK_THREADS} -c<16|64> -d{args.seconds:g}s --timeout 10s -s bench/post.lua <url>",
         "# body: {\"model\": <model>, \"messages\": [...], \"stream\": <false|true>}; model mock-model, openai/mock-model for the gateway, mock-alias through the alias",
+        ("# every request carries Authorization: Bearer <BENCH_TOKEN>: sk-bench, or the target's credential (the static "
+        "key; the issuer's token; the virtual key made by `flask --app wsgi keys create --name bench`)"),
         "# soak: same, c16, with BENCH_LIMIT=<requests left> in 5 s slices until 10k, then 100k",
         f"# first byte: {args.ttfb_requests} sequential POSTs with model mock-model-delay-{TTFB_DELAY_MS} on one keep-alive connection",
     ]
