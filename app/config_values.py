@@ -9,7 +9,7 @@
     UrlList       a CommaList of HttpUrls
     Networks      IP addresses and CIDRs -> ipaddress networks
     RequestLimits flask-limiter's notation (`60/minute;1000/hour`), checked by the `limits` parser
-    StorageUri    a `limits` storage URI the synchronous flask-limiter can use, its driver installed
+    StorageUri    a `limits` storage URI (synchronous storages), its driver installed
 
 The classes name what a field holds (they pick its parser); the values of text and port fields
 are plain str and int, since socket calls refuse subclasses. A parser raises ValueError with the
@@ -63,7 +63,7 @@ class RequestLimits(str):
 
 
 class StorageUri(str):
-    """Where flask-limiter keeps its counters: `memory://`, `redis://host:6379/0`, ..."""
+    """Where the rate limits keep their counters: `memory://`, `redis://host:6379/0`, ..."""
 
 
 _DURATION_PART = re.compile(r"(\d+(?:\.\d*)?|\.\d+)(ns|us|µs|ms|s|m|h)")

@@ -5,9 +5,9 @@ through `state()`. Features keep their own objects in `app.extensions` under the
 (`app.chat.dispatch`, `app.rate_limits`, `app.mcp`, `app.telemetry`). This module imports no
 feature.
 
-The rate limiter is not a module-level object here, as Flask extensions often are: flask-limiter
-keeps the first app's settings on the `Limiter` (key prefix, error handling, limits), and tests
-build many apps in one process, so `app.rate_limits` builds one `Limiter` per app.
+The rate limits are not a module-level object here, as Flask extensions often are: tests build
+many apps in one process, each with its own settings, so `app.rate_limits` builds one
+`RateLimits` (and its storage) per app.
 """
 
 from __future__ import annotations

@@ -14,7 +14,7 @@ the storage again, and either closes the breaker or opens it for another period.
 process has its own breakers (one per app), so a storage that is down costs each worker one
 timeout per period.
 
-Users: app/rate_limits.py (flask-limiter and the token budget), app/auth/failures.py,
+Users: app/rate_limits.py (request windows and the token budget), app/auth/failures.py,
 app/accounts/key_limits.py.
 """
 
@@ -36,7 +36,7 @@ REDIS_SCHEMES = ("redis://", "rediss://", "redis+unix://")
 
 
 def storage_options(uri: str, prefix: str) -> dict:
-    """What `limits` (and flask-limiter) are given with RATE_LIMIT_STORAGE_URI."""
+    """What `limits` is given with RATE_LIMIT_STORAGE_URI."""
     options: dict = {"wrap_exceptions": True, "key_prefix": prefix}
     if uri.startswith(REDIS_SCHEMES):
         options.update(REDIS_OPTIONS)

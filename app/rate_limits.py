@@ -1,38 +1,34 @@
 """Rate limits per subject, exact across every worker and host that share the limit storage.
 
-    RateLimits      what RATE_LIMIT_* configure; `init_app` builds the app's flask-limiter
-                    `Limiter` and installs it with the token budget and two error handlers
+    RateLimits      what RATE_LIMIT_* configure; `init_app` installs the hooks, the token charge
+                    and the error handler
+    LimitWindows    the request windows and the token window, counted in ONE storage call per
+                    request (app/limit_windows.py: one Lua script on Redis)
     ClientAddress   the client IP; X-Forwarded-For only when the peer is in TRUSTED_PROXIES
                     (app/client_address.py)
-    TokenBudget     RATE_LIMIT_TOKENS_PER_MINUTE: checked by a before_request hook, charged by
+    TokenBudget     RATE_LIMIT_TOKENS_PER_MINUTE: checked with the request windows, charged by
                     the `completion_usage` receiver with each completion's real usage
     StorageAlarm    the loud log line while the storage is unreachable, at most every 10 s
     breaker         after a storage failure the storage is skipped for RATE_LIMIT_STORAGE_BACKOFF
-                    (app/limit_storage.py): fail open serves without limits at once (a request
-                    filter exempts it from flask-limiter), fail closed answers 503 at once
+                    (app/limit_storage.py): fail open serves without limits at once, fail closed
+                    answers 503 at once
 
-flask-limiter does the request limits, its own way:
-- RATE_LIMIT_DEFAULT are its *application limits*: one fixed-window counter per subject
-  (`limit_key`) over every route, in RATE_LIMIT_STORAGE_URI (`memory://` counts per worker
-  process, so N workers allow N times the limit; `redis://` counts with atomic increments that
-  every worker and host shares). Its own before_request hook checks them, registered after the
-  auth guard's, so the subject is known.
-- `headers_enabled`: it writes X-RateLimit-Limit, -Remaining, -Reset and Retry-After.
-- a `request_filter` leaves the public routes (`app.public_routes`) and the web console out; requests without an
-  endpoint (404, 405) are never counted.
-- a breach raises its `RateLimitExceeded`; `refuse` renders the gateway's 429 envelope.
-- `swallow_errors` is RATE_LIMIT_FAIL_OPEN. Open: a storage error is swallowed (the request is
-  served without limits) and logged to flask-limiter's logger, where `StorageErrorFilter`
-  turns it into the alarm's one line per 10 s. Closed: the `StorageError` reaches
-  `storage_unavailable`, a 503. Its in-memory fallback stays off: a per-process fallback
-  would silently multiply the limit by the number of processes.
-
-Hooks, in the order they run: `check_tokens` (before the request limit, so a request refused
-for tokens spends no request budget), flask-limiter's check, then `read_window`, which reads the
-counted limit's window once, right after the check: the headers show the count of this request,
-and a storage failure surfaces before the view runs, never after an answer was paid for.
+How a request is counted:
+- RATE_LIMIT_DEFAULT are fixed windows per subject (`limit_key`) over every route, in
+  RATE_LIMIT_STORAGE_URI (`memory://` counts per worker process, so N workers allow N times the
+  limit; `redis://` counts atomically in one place that every worker and host shares).
+- `count` (a before_request hook, installed after the auth guard's, so the subject is known)
+  first reads the subject's token window: used up, the request is refused (429
+  `token_limit_exceeded`) and spends no request budget. Otherwise each request window counts
+  it, smallest first; the first over its amount refuses it (429 `rate_limit_exceeded`).
+  The public routes (`app.public_routes`), the web console (`UNLIMITED_BLUEPRINTS`) and
+  requests without an endpoint (404, 405) are never counted.
+- Every limited response carries X-RateLimit-Limit, -Remaining, -Reset and Retry-After of the
+  smallest window (of the refusing one on a 429), from the figures that same call returned.
+- A storage failure: RATE_LIMIT_FAIL_OPEN=true serves without limits (the alarm logs one line
+  per 10 s), false answers 503 (`rate_limit_storage_unavailable`).
+- The tokens a completion used are charged once known (one storage call, after the answer).
 """
-
 from __future__ import annotations
 
 import logging
@@ -42,9 +38,8 @@ from collections.abc import Mapping
 from contextvars import ContextVar
 from typing import Any
 
-from flask import Flask, Response, current_app, has_app_context, has_request_context, request
-from flask_limiter import Limiter, RateLimitExceeded
-from limits import RateLimitItemPerMinute
+from flask import Flask, Response, has_request_context, request
+from limits import RateLimitItemPerMinute, parse_many
 from limits.errors import StorageError
 from limits.storage import Storage
 from limits.strategies import FixedWindowRateLimiter
@@ -52,7 +47,8 @@ from limits.strategies import FixedWindowRateLimiter
 from app.client_address import ClientAddress
 from app.config import Settings
 from app.errors import RateLimited, ServiceUnavailable
-from app.limit_storage import StorageBreaker, storage_breaker, storage_options
+from app.limit_storage import StorageBreaker, open_storage, storage_breaker
+from app.limit_windows import LimitWindows, Tally, Window
 from app.public_routes import is_public
 from app.signals import SUBJECT_KEY, completion_usage
 
@@ -60,6 +56,7 @@ log = logging.getLogger("gateway.ratelimit")
 
 EXTENSION_KEY = "gateway.rate_limits"
 LIMIT_KEY = "gateway.rate_limit_key"
+WINDOW_KEY = "gateway.rate_limit_window"  # the Window whose figures go in this request's headers
 # The key of the request whose response is being sent: a stream's usage may be reported after the
 # request context is gone (the response is iterated in the same greenlet/thread, so this survives).
 RESPONSE_KEY: ContextVar[str | None] = ContextVar("rate_limit_response_key", default=None)
@@ -81,8 +78,8 @@ def forget_response_key() -> None:
 UNLIMITED_BLUEPRINTS = frozenset({"console"})
 
 
-def public_request() -> bool:
-    """flask-limiter request filter: the public routes and the console are never limited nor counted."""
+def unlimited_request() -> bool:
+    """The public routes and the console are never limited nor counted."""
     return is_public(request.path) or request.blueprint in UNLIMITED_BLUEPRINTS
 
 
@@ -105,29 +102,11 @@ class StorageAlarm:
         self.last, self.unlogged = now, 0
 
 
-class StorageErrorFilter(logging.Filter):
-    """On flask-limiter's logger: a storage error it swallowed (fail open), which it logs with a
-    traceback on every request, becomes the current app's alarm line instead."""
-
-    def filter(self, record: logging.LogRecord) -> bool:
-        exc = record.exc_info[1] if record.exc_info else None
-        if isinstance(exc, StorageError) and has_app_context():
-            limits = current_app.extensions.get(EXTENSION_KEY)
-            if limits is not None:
-                limits.failed(SERVED_WITHOUT_LIMITS, exc)
-                return False
-        return True
-
-
-_LIMITER_LOG = logging.getLogger("flask-limiter")
-_STORAGE_ERRORS = StorageErrorFilter()
-
-
 class TokenBudget:
     """Tokens per subject per minute: a fixed one-minute window in the limit storage, charged with
-    each completion's real usage once it is known and checked before the subject's next request."""
+    each completion's real usage once it is known; checked with the request windows (LimitWindows)."""
 
-    NAMESPACE = "tokens"
+    NAMESPACE = "tokens"  # = app.limit_windows.TOKENS_NAMESPACE: the same window
 
     def __init__(self, per_minute: int, storage: Storage):
         self.item = RateLimitItemPerMinute(per_minute)
@@ -136,17 +115,12 @@ class TokenBudget:
     def charge(self, key: str, tokens: int) -> None:
         self.counter.hit(self.item, self.NAMESPACE, key, cost=tokens)
 
-    def check(self, key: str) -> None:
-        """Raise RateLimited once the subject's tokens this minute are at or above the limit."""
-        if self.counter.test(self.item, self.NAMESPACE, key):
-            return
-        reset, remaining = self.counter.get_window_stats(self.item, self.NAMESPACE, key)
-        retry = seconds_until(reset)
-        raise RateLimited(
-            f"Token limit exceeded: {self.item.amount} tokens per minute are used up; retry in {retry} s.",
-            code="token_limit_exceeded",
-            headers={"Retry-After": str(retry), "X-RateLimit-Limit-Tokens": str(self.item.amount),
-                     "X-RateLimit-Remaining-Tokens": str(remaining), "X-RateLimit-Reset-Tokens": str(math.ceil(reset))})
+
+def window_headers(window: Window) -> dict[str, str]:
+    """flask-limiter's headers, as it wrote them: the reset second rounded up, Retry-After until then."""
+    reset_at = int(window.reset + 1)
+    return {"X-RateLimit-Limit": str(window.item.amount), "X-RateLimit-Remaining": str(window.remaining),
+            "X-RateLimit-Reset": str(reset_at), "Retry-After": str(max(0, int(reset_at - time.time())))}
 
 
 class RateLimits:
@@ -159,30 +133,19 @@ class RateLimits:
         self.client_address = ClientAddress(settings.trusted_proxies)
         self.alarm = StorageAlarm()
         self.breaker = StorageBreaker(float(settings.rate_limit_storage_backoff))  # the app's, from init_app
-        self.tokens: TokenBudget | None = None
-        options = storage_options(self.storage_uri, self.key_prefix)
-        self.limiter = Limiter(
-            self.limit_key, application_limits=[self.request_limits] if self.request_limits else [],
-            strategy="fixed-window", storage_uri=self.storage_uri, storage_options=options, headers_enabled=True,
-            swallow_errors=self.fail_open, in_memory_fallback_enabled=False)
-        self.limiter.request_filter(public_request)
-        self.limiter.request_filter(self.storage_skipped)
+        self.storage = open_storage(self.storage_uri, self.key_prefix)
+        self.tokens = TokenBudget(self.tokens_per_minute, self.storage) if self.tokens_per_minute else None
+        self.windows = LimitWindows.open(self.storage, parse_many(self.request_limits) if self.request_limits else [],
+                                         self.tokens.item if self.tokens else None)
 
     def init_app(self, app: Flask) -> None:
         """Install after the auth guard (whose hook names the subject these limits count)."""
         app.extensions[EXTENSION_KEY] = self
         self.breaker = storage_breaker(app, self.breaker.pause)
-        app.before_request(self.refuse_while_broken)
-        if self.tokens_per_minute:
-            app.before_request(self.check_tokens)  # before flask-limiter's own check
-        self.limiter.init_app(app)
-        app.before_request(self.read_window)
-        app.register_error_handler(RateLimitExceeded, self.refuse)
+        app.before_request(self.count)
+        app.after_request(self.add_headers)
         app.register_error_handler(StorageError, self.storage_unavailable)  # fail closed only
-        if _STORAGE_ERRORS not in _LIMITER_LOG.filters:
-            _LIMITER_LOG.addFilter(_STORAGE_ERRORS)
-        if self.tokens_per_minute:
-            self.tokens = TokenBudget(self.tokens_per_minute, self.limiter.storage)
+        if self.tokens is not None:
             app.after_request(self.forget_key_on_close)
             completion_usage.connect(self.charge_tokens, sender=app, weak=False)
         shared = "per worker process" if self.storage_uri.startswith("memory:") else "shared"
@@ -203,35 +166,48 @@ class RateLimits:
         return key
 
     # -- before and after each request ----------------------------------------------------------
-    def storage_skipped(self) -> bool:
-        """flask-limiter request filter: exempt while the breaker is open and RATE_LIMIT_FAIL_OPEN=true."""
-        return self.fail_open and self.breaker.open
-
-    def refuse_while_broken(self) -> None:
-        """RATE_LIMIT_FAIL_OPEN=false: 503 at once while the breaker is open (no storage call to wait for)."""
-        if not self.fail_open and self.breaker.open and request.endpoint is not None and not is_public(request.path):
-            raise self.unavailable()
-
-    def check_tokens(self) -> None:
-        if request.endpoint is None or public_request():
+    def count(self) -> None:
+        """before_request: the token window and the request windows, in one storage call."""
+        if request.endpoint is None or unlimited_request():
             return
         key = self.limit_key()
-        RESPONSE_KEY.set(key)
-        if self.breaker.open:
-            return  # fail open (closed was refused already): served without the token limit
-        try:
-            self.tokens.check(key)
-        except StorageError as exc:
-            self.storage_failed(exc, "serving WITHOUT token limits (RATE_LIMIT_FAIL_OPEN=true)")
-
-    def read_window(self) -> None:
-        current = self.limiter.current_limit
-        if current is None or self.breaker.open:
+        if self.tokens is not None:
+            RESPONSE_KEY.set(key)
+        if self.breaker.open:  # a storage failure moments ago: decide at once, without waiting for it
+            if not self.fail_open:
+                raise self.unavailable()
             return
         try:
-            current.remaining  # noqa: B018 -- fetched now, kept on the limit for the headers
+            tally = self.windows.count(key)
         except StorageError as exc:
             self.storage_failed(exc, SERVED_WITHOUT_LIMITS)
+            return
+        if tally.refused:
+            raise self.refusal(tally)
+        if tally.shown is not None:
+            request.environ[WINDOW_KEY] = tally.shown
+
+    def add_headers(self, response: Response) -> Response:
+        window = request.environ.get(WINDOW_KEY)
+        if window is not None:
+            response.headers.update(window_headers(window))
+        return response
+
+    def refusal(self, tally: Tally) -> RateLimited:
+        if tally.tokens is not None:
+            used = tally.tokens
+            retry = seconds_until(used.reset)
+            return RateLimited(
+                f"Token limit exceeded: {used.item.amount} tokens per minute are used up; retry in {retry} s.",
+                code="token_limit_exceeded",
+                headers={"Retry-After": str(retry), "X-RateLimit-Limit-Tokens": str(used.item.amount),
+                         "X-RateLimit-Remaining-Tokens": str(used.remaining),
+                         "X-RateLimit-Reset-Tokens": str(math.ceil(used.reset))})
+        window = tally.shown
+        assert window is not None
+        return RateLimited(f"Rate limit exceeded: {window.item} (requests per client); retry in "
+                           f"{seconds_until(window.reset)} s.", code="rate_limit_exceeded",
+                           headers=window_headers(window))
 
     def storage_failed(self, exc: StorageError, consequence: str) -> None:
         """RATE_LIMIT_FAIL_OPEN: log (at most every 10 s) and serve, or answer 503."""
@@ -251,20 +227,8 @@ class RateLimits:
         return response
 
     # -- error handlers ----------------------------------------------------------------------------
-    def refuse(self, exc: RateLimitExceeded) -> Response:
-        """The 429 envelope; flask-limiter adds the X-RateLimit-* and Retry-After headers."""
-        hint = ""
-        current = self.limiter.current_limit
-        if current is not None:
-            try:
-                hint = f"; retry in {seconds_until(current.reset_at)} s"
-            except StorageError:
-                pass
-        return RateLimited(f"Rate limit exceeded: {exc.limit.limit} (requests per client){hint}.",
-                           code="rate_limit_exceeded").to_response()
-
     def storage_unavailable(self, exc: StorageError) -> Response:
-        """flask-limiter raised a storage error (RATE_LIMIT_FAIL_OPEN=false: it swallows none)."""
+        """A storage error that reached Flask (not one of ours: those are handled where they happen)."""
         self.failed(REFUSED, exc)
         return self.unavailable().to_response()
 

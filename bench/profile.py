@@ -55,7 +55,9 @@ def top_frames(collapsed: Path, requests: int, count: int) -> str:
 
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--target", default="gateway", choices=["gateway", "minimal"])
+    parser.add_argument("--target", default="gateway", choices=["gateway", "minimal", *runner.MATRIX],
+                        help="a target of runner.py, e.g. all-on (the feature matrix's are configured as there)")
+    parser.add_argument("--connections", type=int, default=16)
     parser.add_argument("--seconds", type=float, default=15.0)
     parser.add_argument("--top", type=int, default=25)
     parser.add_argument("--py-spy", default=str(runner.BENCH / ".venv-tools" / "bin" / "py-spy"))
@@ -76,7 +78,7 @@ def main() -> int:
             out = runner.OUT / f"profile-{args.target}-{mode}.txt"
             result: dict = {}
             load = threading.Thread(target=lambda into=result, stream=stream: into.update(runner.wrk(
-                target, stream=stream, connections=16, seconds=args.seconds + 4)))
+                target, stream=stream, connections=args.connections, seconds=args.seconds + 4)))
             load.start()
             threading.Event().wait(2)
             subprocess.run([args.py_spy, "record", "--pid", str(target.proc.pid), "--subprocesses", "--rate", str(RATE),
@@ -84,11 +86,12 @@ def main() -> int:
                            check=True, capture_output=True, timeout=args.seconds + 60)
             load.join()
             sampled = int(result["requests"] * args.seconds / (args.seconds + 4))
-            print(f"\n=== {args.target} {mode} c16: {result['rps']:.0f} req/s, "
+            print(f"\n=== {args.target} {mode} c{args.connections}: {result['rps']:.0f} req/s, "
                   f"{result['cpu_ms_per_request']:.2f} CPU ms/request; stacks in {out}")
             print(top_frames(out, sampled, args.top))
     finally:
         target.stop()
+        runner.Helpers.stop()
         mock.stop()
     return 0
 

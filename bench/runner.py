@@ -23,6 +23,7 @@ import argparse
 import json
 import os
 import platform
+import shlex
 import shutil
 import signal
 import socket
@@ -33,9 +34,10 @@ import threading
 import time
 import urllib.error
 import urllib.request
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Self
+from typing import ClassVar, Self
 
 BENCH = Path(__file__).resolve().parent
 ROOT = BENCH.parent
@@ -125,6 +127,8 @@ class Target:
     startup_timeout: float = 60.0
     proc: subprocess.Popen | None = None
     log_path: Path | None = None
+    token: str = "sk-bench"  # the bearer credential every request carries
+    prepare: Callable[[Target], None] | None = None  # runs once before the first start (issuer, database, key)
 
     @property
     def url(self) -> str:
@@ -134,6 +138,9 @@ class Target:
         return json.dumps({"model": model or self.model, "messages": MESSAGES, "stream": stream}, separators=(",", ":"))
 
     def start(self) -> None:
+        if self.prepare is not None:
+            self.prepare(self)
+            self.prepare = None
         self.log_path = OUT / f"{self.name}.log"
         handle = self.log_path.open("ab")
         self.proc = subprocess.Popen(self.argv, cwd=self.cwd, env=self.env, stdout=handle, stderr=subprocess.STDOUT,
@@ -144,7 +151,7 @@ class Target:
         while time.monotonic() < deadline:
             if self.proc.poll() is not None:
                 raise RuntimeError(f"{self.name} exited with {self.proc.returncode}; see {self.log_path}")
-            status, text = post(self.url, self.body(stream=False), timeout=5)
+            status, text = post(self.url, self.body(stream=False), timeout=5, token=self.token)
             if status == 200:
                 return
             last = f"HTTP {status}: {text[:200]}"
@@ -178,9 +185,9 @@ class Target:
             pass
 
 
-def post(url: str, body: str, *, timeout: float) -> tuple[int, str]:
+def post(url: str, body: str, *, timeout: float, token: str = "sk-bench") -> tuple[int, str]:
     request = urllib.request.Request(url, data=body.encode(), method="POST",
-                                     headers={"Content-Type": "application/json", "Authorization": "Bearer sk-bench"})
+                                     headers={"Content-Type": "application/json", "Authorization": f"Bearer {token}"})
     try:
         with urllib.request.urlopen(request, timeout=timeout) as response:
             return response.status, response.read().decode(errors="replace")
@@ -219,7 +226,7 @@ class MemorySampler:
 def wrk(target: Target, *, stream: bool, connections: int, seconds: float, limit: int = 0) -> dict:
     """One wrk run; returns its figures plus the target's CPU time and peak memory over the run."""
     env = dict(os.environ, BENCH_BODY=target.body(stream=stream), BENCH_THREADS=str(WRK_THREADS),
-               BENCH_LIMIT=str(limit))
+               BENCH_LIMIT=str(limit), BENCH_TOKEN=target.token)
     argv = ["wrk", f"-t{WRK_THREADS}", f"-c{connections}", f"-d{seconds:g}s", "--timeout", "10s",
             "-s", str(POST_LUA), target.url]
     pids = target.pids()
@@ -247,7 +254,7 @@ def first_bytes(target: Target, *, requests: int = TTFB_REQUESTS) -> dict:
     Time to first byte = request sent -> the first `data:` of the first event arrives."""
     body = target.body(stream=True, model=target.delay_model).encode()
     head = (f"POST /v1/chat/completions HTTP/1.1\r\nHost: 127.0.0.1:{target.port}\r\n"
-            f"Content-Type: application/json\r\nAuthorization: Bearer sk-bench\r\n"
+            f"Content-Type: application/json\r\nAuthorization: Bearer {target.token}\r\n"
             f"Content-Length: {len(body)}\r\n\r\n").encode()
     samples: list[float] = []
     totals: list[float] = []
@@ -411,6 +418,102 @@ def build_targets(args: argparse.Namespace, mock_port: int) -> dict[str, Target]
         "alias", "this gateway, through a one-target alias", [str(py_bin / "gunicorn"), "wsgi:app"],
         Path(args.gateway_dir), {**gateway_env, "SERVER_PORT": str(port), "GATEWAY_CONFIG": str(config)}, port,
         "mock-alias", "mock-alias-delay-5")
+    targets.update(feature_targets(args, gateway_env, py_bin))
+    return targets
+
+
+# The feature matrix (--matrix): the gateway with one feature on at a time, all of them, and the bare
+# gateway they are compared with. Limits are high enough never to refuse; the Redis targets count under
+# a key prefix of their own, so nothing is shared with another run or the test suite.
+MATRIX = ("bare", "keys", "oidc", "limits-memory", "limits-redis", "telemetry", "all-on", "virtual-keys", "alias")
+MATRIX_TARGETS = "mock,minimal+" + "+".join(MATRIX)
+BENCH_API_KEY = "sk-bench-static-key-0123456789"
+REQUEST_LIMITS = "100000000/minute;1000000000/hour"  # two windows, like the default 60/minute;1000/hour
+TOKENS_PER_MINUTE = "1000000000"
+REDIS_URI = os.environ.get("BENCH_REDIS_URI", "redis://127.0.0.1:6379/0")
+OIDC_AUDIENCE = "inference-gateway-bench"
+
+
+class Helpers:
+    """Processes the feature targets need besides the mock (the OIDC issuer); stopped at the end."""
+
+    procs: ClassVar[list[subprocess.Popen]] = []
+
+    @classmethod
+    def stop(cls) -> None:
+        for proc in cls.procs:
+            if proc.poll() is None:
+                proc.terminate()
+                try:
+                    proc.wait(timeout=10)
+                except subprocess.TimeoutExpired:
+                    proc.kill()
+        cls.procs.clear()
+
+
+def start_oidc_issuer(python: str) -> tuple[str, str]:
+    """bench/oidc_issuer.py: (issuer URL, a token valid for a day)."""
+    handle = (OUT / "oidc-issuer.log").open("ab")
+    proc = subprocess.Popen([python, str(BENCH / "oidc_issuer.py"), OIDC_AUDIENCE], cwd=ROOT, stdin=subprocess.PIPE,
+                            stdout=subprocess.PIPE, stderr=handle, text=True, start_new_session=True)
+    handle.close()
+    Helpers.procs.append(proc)
+    line = proc.stdout.readline() if proc.stdout else ""
+    if not line:
+        raise RuntimeError("the OIDC issuer did not start; see bench/out/oidc-issuer.log")
+    found = json.loads(line)
+    return found["url"], found["token"]
+
+
+def feature_targets(args: argparse.Namespace, gateway_env: dict[str, str], py_bin: Path) -> dict[str, Target]:
+    run_id = f"{os.getpid()}-{int(time.time())}"
+    keys = {"AUTH_ENABLE": "true", "AUTH_API_KEYS": BENCH_API_KEY, "AUTH_OIDC_ISSUER": ""}
+    limits = {"RATE_LIMIT_ENABLE": "true", "RATE_LIMIT_DEFAULT": REQUEST_LIMITS}
+    redis = {**limits, "RATE_LIMIT_TOKENS_PER_MINUTE": TOKENS_PER_MINUTE, "RATE_LIMIT_STORAGE_URI": REDIS_URI}
+    database = OUT / "bench-accounts.db"
+    features: dict[str, tuple[str, dict[str, str]]] = {
+        "bare": ("this gateway, every feature off (default settings)", {}),
+        "keys": ("API keys (AUTH_API_KEYS)", keys),
+        "oidc": ("OIDC tokens from a local issuer", {"AUTH_ENABLE": "true", "AUTH_OIDC_CLIENT_ID": OIDC_AUDIENCE}),
+        "limits-memory": ("request limits, memory://", limits),
+        "limits-redis": ("request + token limits, Redis",
+                         {**redis, "RATE_LIMIT_KEY_PREFIX": f"bench-limits-{run_id}"}),
+        "telemetry": ("telemetry (Prometheus multiprocess)", {"TELEMETRY_ENABLE": "true"}),
+        "all-on": ("all on: API keys + Redis request and token limits + telemetry",
+                   {**keys, **redis, "RATE_LIMIT_KEY_PREFIX": f"bench-all-{run_id}", "TELEMETRY_ENABLE": "true"}),
+        "virtual-keys": ("virtual keys (ACCOUNTS_ENABLE, SQLite)",
+                         {"AUTH_ENABLE": "true", "AUTH_OIDC_ISSUER": "", "ACCOUNTS_ENABLE": "true",
+                          "DATABASE_URL": f"sqlite:///{database}"}),
+    }
+    targets = {}
+    for name, (label, extra) in features.items():
+        port = free_port()
+        env = {**gateway_env, **extra, "SERVER_PORT": str(port)}
+        if env.get("TELEMETRY_ENABLE") == "true":
+            env["TELEMETRY_METRICS_PORT"] = str(free_port())
+        token = BENCH_API_KEY if "AUTH_API_KEYS" in extra else "sk-bench"
+        targets[name] = Target(name, label, [str(py_bin / "gunicorn"), "wsgi:app"], Path(args.gateway_dir), env, port,
+                               "openai/mock-model", "openai/mock-model-delay-5", token=token)
+    python = str(py_bin / "python")
+
+    def with_issuer(target: Target) -> None:
+        url, target.token = start_oidc_issuer(python)
+        target.env["AUTH_OIDC_ISSUER"] = url
+
+    def with_virtual_key(target: Target) -> None:
+        """A fresh SQLite database, migrated, with one key made by the CLI as an operator would."""
+        for stale in OUT.glob(database.name + "*"):
+            stale.unlink()
+        flask = [python, "-m", "flask", "--app", "wsgi"]
+        for argv in (flask + ["db", "upgrade"], flask + ["keys", "create", "--name", "bench"]):
+            done = subprocess.run(argv, cwd=target.cwd, env=target.env, capture_output=True, text=True, timeout=120,
+                                  check=False)
+            if done.returncode != 0:
+                raise RuntimeError(f"{' '.join(argv[2:])} failed: {done.stderr.strip()[-300:]}")
+        target.token = json.loads(done.stdout)["secret"]
+
+    targets["oidc"].prepare = with_issuer
+    targets["virtual-keys"].prepare = with_virtual_key
     return targets
 
 
@@ -424,7 +527,8 @@ def litellm_config(upstream: str) -> str:
 
 def command_line(target: Target) -> str:
     """How to start a target by hand (for RESULTS.md), paths relative to the repo."""
-    settings = " ".join(f"{k}={v}" for k, v in target.env.items() if k not in ("PATH", "HOME", "LANG", "PYTHONUNBUFFERED", "PYTHONDONTWRITEBYTECODE"))
+    settings = " ".join(f"{k}={shlex.quote(v.replace(str(ROOT) + '/', ''))}" for k, v in target.env.items()
+                        if k not in ("PATH", "HOME", "LANG", "PYTHONUNBUFFERED", "PYTHONDONTWRITEBYTECODE"))
     argv = " ".join(str(a).replace(str(ROOT) + "/", "") for a in target.argv)
     where = str(target.cwd.relative_to(ROOT)) if target.cwd.is_relative_to(ROOT) and target.cwd != ROOT else "."
     return f"(cd {where} && {settings} {argv})"
@@ -677,6 +781,128 @@ def render(data: dict) -> str:
     return "\n".join(lines)
 
 
+MATRIX_BEGIN = "<!-- feature-matrix: written by `python bench/runner.py --matrix` -->"
+MATRIX_END = "<!-- /feature-matrix -->"
+# target -> (compared with, at least this RPS ratio in both modes); the issue's targets
+MATRIX_NEEDS = {"bare": ("minimal", 1.0), "keys": ("bare", 0.95), "oidc": ("bare", 0.95),
+                "limits-memory": ("bare", 0.95), "limits-redis": ("bare", 0.95), "telemetry": ("bare", 0.95),
+                "all-on": ("bare", 0.85), "virtual-keys": ("keys", 0.90), "alias": ("bare", 0.97)}
+ALL_ON_FIRST_BYTE_MS = 0.5  # all-on's first-byte p50 at most this above the bare gateway's
+MATRIX_IDLE_PSS_MB = 100.0  # the bare gateway, 2 workers
+
+
+def matrix_rows(data: dict) -> list[dict]:
+    """One row per measured target of the matrix: RPS, ratios, CPU, first byte, verdict."""
+    res = data["results"]
+    c = max(data.get("concurrencies") or CONCURRENCIES)
+
+    def first_byte(name: str) -> float | None:
+        t = res.get(name, {}).get("ttfb")
+        return statistics.fmean(x["p50_ms"] for x in t) if t else None
+
+    bare_ttfb = first_byte("bare")
+    rows = []
+    for name in ("minimal", *MATRIX):
+        result = res.get(name)
+        if not result:
+            continue
+        row = {"name": name, "label": result.get("label", name), "error": result.get("error"), "c": c}
+        if not result.get("runs"):
+            rows.append(row)
+            continue
+        base, need = MATRIX_NEEDS.get(name, ("bare", None))
+        for mode in MODES:
+            rps, ref = mean_rps(result, mode, c), mean_rps(res.get(base), mode, c)
+            bare = mean_rps(res.get("bare"), mode, c)
+            row[mode] = {"rps": rps, "cpu": mean_cpu(result, mode, c),
+                         "vs_bare": rps / bare if rps and bare else None,
+                         "vs_base": rps / ref if rps and ref else None}
+        ttfb = first_byte(name)
+        row["first_byte_ms"] = ttfb
+        row["first_byte_vs_bare_ms"] = ttfb - bare_ttfb if ttfb is not None and bare_ttfb is not None else None
+        row["idle_pss_mb"] = max((i["pss_mb"] for i in result.get("idle", [])), default=None)
+        checks: list[bool | None] = []
+        notes = []
+        if need is not None:
+            for mode in MODES:
+                v = row[mode]["vs_base"]
+                checks.append(None if v is None else v >= need)
+            notes.append(f">= {need:g}x {base}")
+        if name == "all-on":
+            v = row["first_byte_vs_bare_ms"]
+            checks.append(None if v is None else v <= ALL_ON_FIRST_BYTE_MS)
+            notes.append(f"first byte <= bare + {ALL_ON_FIRST_BYTE_MS:g} ms")
+        if name == "bare":
+            v = row["idle_pss_mb"]
+            checks.append(None if v is None else v <= MATRIX_IDLE_PSS_MB)
+            notes.append(f"idle PSS <= {MATRIX_IDLE_PSS_MB:g} MB")
+        if not checks:
+            row["verdict"] = "reference"
+        elif any(x is None for x in checks):
+            row["verdict"] = "not measured"
+        else:
+            row["verdict"] = "met" if all(checks) else "**missed**"
+        row["need"] = ", ".join(notes)
+        rows.append(row)
+    return rows
+
+
+def render_matrix(data: dict) -> str:
+    rows = matrix_rows(data)
+    c = max(data.get("concurrencies") or CONCURRENCIES)
+    lines = [MATRIX_BEGIN, "## Feature matrix", "",
+             (f"Run {data['started']} → {data.get('finished', '?')} UTC by `{data['command']}`; load average at start / "
+             f"end: {data['loadavg_start']} / {data.get('loadavg_end', '?')}."), ""]
+    if data.get("note"):
+        lines += [f"> {data['note']}", ""]
+    lines += [(f"The gateway with one feature on at a time, and all of them, against the bare gateway (every "
+               f"feature off) and the minimal passthrough. All run side by side and take turns cell by cell "
+               f"(order reversed in the second run); wrk c{c}, {data['seconds']:g} s per cell, "
+               f"{RUNS} runs; figures are the mean of the runs. CPU ms/request is summed over master and workers "
+               f"(lower is better; a busy machine moves it least). First byte: p50 of {data['ttfb_requests']} "
+               f"sequential streams, minus the bare gateway's. Targets: every feature alone >= 0.95x bare, "
+               f"all on >= 0.85x bare with first byte <= bare + {ALL_ON_FIRST_BYTE_MS:g} ms, virtual keys >= 0.90x "
+               f"static keys, an alias >= 0.97x the plain model, bare >= 1.0x minimal with idle PSS <= "
+               f"{MATRIX_IDLE_PSS_MB:g} MB. How each target is configured: bench/README.md."), "",
+              ("| target | RPS non-stream | RPS stream | vs bare (non-stream / stream) | CPU ms/req (non-stream / stream) "
+              "| first byte vs bare | idle PSS MB | target | verdict |"),
+              "|---|---:|---:|---|---|---:|---:|---|---|"]
+    for row in rows:
+        if row.get("error") or "stream" not in row:
+            lines.append(f"| {row['name']} | not measured: {row.get('error')} | | | | | | | |")
+            continue
+        ns, st = row["non-stream"], row["stream"]
+        lines.append(f"| {row['name']}: {row['label']} | {fmt(ns['rps'], '', 0)} | {fmt(st['rps'], '', 0)} | "
+                     f"{fmt(ns['vs_bare'], 'x')} / {fmt(st['vs_bare'], 'x')} | {fmt(ns['cpu'])} / {fmt(st['cpu'])} | "
+                     f"{fmt(row['first_byte_vs_bare_ms'], ' ms')} | {fmt(row['idle_pss_mb'], '', 0)} | "
+                     f"{row['need'] or '—'} | {row['verdict']} |")
+    ratios_to_base = [r for r in rows if r.get("stream") and MATRIX_NEEDS.get(r["name"], ("bare",))[0] != "bare"]
+    if ratios_to_base:
+        lines.append("")
+        for row in ratios_to_base:
+            base = MATRIX_NEEDS[row["name"]][0]
+            lines.append(f"- {row['name']} / {base} RPS: {fmt(row['non-stream']['vs_base'], 'x')} non-stream, "
+                         f"{fmt(row['stream']['vs_base'], 'x')} stream")
+    lines += ["", "Commands:", "", "```"] + data.get("commands", []) + ["```", MATRIX_END]
+    return "\n".join(lines)
+
+
+def matrix_summary(data: dict) -> str:
+    lines = ["", "=" * 78, "FEATURE MATRIX (mean of 2 runs)", "=" * 78,
+             f"{'target':<15}{'RPS ns':>9}{'RPS st':>9}{'vs bare':>15}{'CPU ms/req':>13}{'1st byte':>10}  verdict"]
+    for row in matrix_rows(data):
+        if "stream" not in row:
+            lines.append(f"{row['name']:<15}not measured: {row.get('error')}")
+            continue
+        ns, st = row["non-stream"], row["stream"]
+        lines.append(f"{row['name']:<15}{fmt(ns['rps'], '', 0):>9}{fmt(st['rps'], '', 0):>9}"
+                     f"{fmt(ns['vs_bare'], '') + '/' + fmt(st['vs_bare'], ''):>15}"
+                     f"{fmt(ns['cpu']) + '/' + fmt(st['cpu']):>13}{fmt(row['first_byte_vs_bare_ms'], ''):>10}  "
+                     f"{row['verdict'].strip('*')} {row['need']}")
+    lines.append(f"\nReport: {data.get('report', BENCH / 'RESULTS.md')} (Feature matrix)   raw: {OUT / 'matrix.json'}")
+    return "\n".join(lines)
+
+
 def summary(data: dict) -> str:
     r = ratios(data)
     lines = ["", "=" * 78, "SUMMARY (mean of 2 runs)", "=" * 78]
@@ -705,8 +931,14 @@ def summary(data: dict) -> str:
 
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--targets", default="mock,minimal+gateway+alias,litellm",
-                        help="comma list of groups; the targets of a group joined by + take turns run by run")
+    parser.add_argument("--targets", default=None,
+                        help="comma list of groups; the targets of a group joined by + take turns run by run "
+                             "(default mock,minimal+gateway+alias,litellm; with --matrix, all the matrix's)")
+    parser.add_argument("--matrix", action="store_true",
+                        help=f"the feature matrix: --targets {MATRIX_TARGETS} at c64, no soak; writes only "
+                             "the 'Feature matrix' section of RESULTS.md")
+    parser.add_argument("--concurrencies", default=None, help="comma list of wrk connection counts (default 16,64; "
+                                                               "--matrix: 64)")
     parser.add_argument("--soak", default="gateway", help="targets whose RSS is taken after 10k and 100k requests ('' for none)")
     parser.add_argument("--seconds", type=float, default=10.0, help="length of each wrk run")
     parser.add_argument("--ttfb-requests", type=int, default=TTFB_REQUESTS)
@@ -730,10 +962,16 @@ def main() -> int:
     if args.render:
         data = json.loads(Path(args.render).read_text())
         data["report"] = args.results
-        Path(args.results).write_text(render(data))
-        print(summary(data))
+        write_report(data, Path(args.results))
         return 0
 
+    global CONCURRENCIES
+    if args.matrix:
+        args.targets, args.soak = args.targets or MATRIX_TARGETS, ""
+        CONCURRENCIES = (64,)
+    args.targets = args.targets or "mock,minimal+gateway+alias,litellm"
+    if args.concurrencies:
+        CONCURRENCIES = tuple(int(c) for c in args.concurrencies.split(","))
     marks = SOAK_MARKS
     if args.quick:
         args.seconds, args.ttfb_requests, marks = 2.0, 10, (2_000, 5_000)
@@ -748,7 +986,8 @@ def main() -> int:
                   "ttfb_requests": args.ttfb_requests, "soak_marks": list(marks),
                   "loadavg_start": " ".join(Path("/proc/loadavg").read_text().split()[:3]),
                   "command": os.environ.get("BENCH_COMMAND", "python bench/runner.py " + " ".join(sys.argv[1:])),
-                  "note": args.note, "results": {}, "soak": {}, "versions": versions(args)}
+                  "note": args.note, "results": {}, "soak": {}, "versions": versions(args),
+                  "matrix": args.matrix, "concurrencies": list(CONCURRENCIES)}
     mock = Mock(free_port())
     mock.start()
     targets = build_targets(args, mock.port)
@@ -758,9 +997,6 @@ def main() -> int:
     try:
         for spec in [t.strip() for t in args.targets.split(",") if t.strip()]:
             group = [targets[name] for name in spec.split("+")]
-            for target in group:
-                if target.name != "mock":
-                    commands.append(command_line(target))
             try:
                 data["results"].update(measure_group(group, seconds=args.seconds, ttfb_requests=args.ttfb_requests,
                                                      running={"mock"}))
@@ -768,6 +1004,7 @@ def main() -> int:
                 log(f"{spec}: NOT MEASURED: {exc}")
                 for target in group:
                     data["results"][target.name] = {"label": target.label, "error": str(exc), "runs": []}
+            commands += [command_line(target) for target in group if target.name != "mock"]  # after any prepare
         for name in [t.strip() for t in args.soak.split(",") if t.strip()]:
             if not data["results"].get(name, {}).get("runs"):
                 continue
@@ -780,10 +1017,13 @@ def main() -> int:
         for name, target in targets.items():
             if name != "mock":
                 target.stop()
+        Helpers.stop()
         mock.stop()
     commands += [
         f"BENCH_BODY='<body>' wrk -t{WRK_THREADS} -c<16|64> -d{args.seconds:g}s --timeout 10s -s bench/post.lua <url>",
         "# body: {\"model\": <model>, \"messages\": [...], \"stream\": <false|true>}; model mock-model, openai/mock-model for the gateway, mock-alias through the alias",
+        ("# every request carries Authorization: Bearer <BENCH_TOKEN>: sk-bench, or the target's credential (the static "
+        "key; the issuer's token; the virtual key made by `flask --app wsgi keys create --name bench`)"),
         "# soak: same, c16, with BENCH_LIMIT=<requests left> in 5 s slices until 10k, then 100k",
         f"# first byte: {args.ttfb_requests} sequential POSTs with model mock-model-delay-{TTFB_DELAY_MS} on one keep-alive connection",
     ]
@@ -792,10 +1032,30 @@ def main() -> int:
     data["elapsed_s"] = time.time() - started
     data["loadavg_end"] = " ".join(Path("/proc/loadavg").read_text().split()[:3])
     data["report"] = args.results
-    (OUT / "results.json").write_text(json.dumps(data, indent=1))
-    Path(args.results).write_text(render(data))
-    print(summary(data))
+    (OUT / ("matrix.json" if args.matrix else "results.json")).write_text(json.dumps(data, indent=1))
+    write_report(data, Path(args.results))
     return 0
+
+
+def write_report(data: dict, path: Path) -> None:
+    """A matrix run rewrites only the Feature matrix section of RESULTS.md; any other run rewrites the rest and
+    keeps the matrix section that is there."""
+    global CONCURRENCIES
+    CONCURRENCIES = tuple(data.get("concurrencies") or CONCURRENCIES)
+    old = path.read_text() if path.exists() else ""
+    start, end = old.find(MATRIX_BEGIN), old.find(MATRIX_END)
+    kept = old[start:end + len(MATRIX_END)] if 0 <= start < end else ""
+    if data.get("matrix"):
+        section = render_matrix(data)
+        text = old.replace(kept, section) if kept else (old.rstrip() + "\n\n" + section + "\n" if old else section + "\n")
+        path.write_text(text)
+        print(matrix_summary(data))
+    else:
+        text = render(data)
+        if kept:
+            text = text.rstrip() + "\n\n" + kept + "\n"
+        path.write_text(text)
+        print(summary(data))
 
 
 if __name__ == "__main__":

@@ -24,19 +24,22 @@ from __future__ import annotations
 import ipaddress
 import logging
 from collections.abc import Callable
+from typing import TYPE_CHECKING
 
 from flask import Flask, g, request
 from werkzeug.datastructures import Headers
 
 from app.auth.api_keys import ApiKeys, looks_like_jwt
 from app.auth.failures import AuthFailures
-from app.auth.oidc import OidcVerifier
 from app.config import Settings
 from app.errors import AuthenticationFailed
 from app.extensions import EXTENSION_KEY
 from app.limit_storage import storage_breaker
 from app.public_routes import is_public
 from app.signals import SUBJECT_KEY
+
+if TYPE_CHECKING:
+    from app.auth.oidc import OidcVerifier
 
 log = logging.getLogger("gateway.auth")
 
@@ -62,7 +65,11 @@ class Guard:
     def from_settings(cls, settings: Settings) -> Guard:
         api_keys = ApiKeys(settings.api_keys)
         issuer = settings.auth_oidc_issuer.strip()
-        oidc = OidcVerifier.from_settings(settings) if issuer else None
+        oidc = None
+        if issuer:  # imported only then: joserfc, authlib and cryptography's bindings cost each worker megabytes
+            from app.auth.oidc import OidcVerifier
+
+            oidc = OidcVerifier.from_settings(settings)
         return cls(api_keys, oidc)
 
     def authenticate(self, headers: Headers) -> str:

@@ -23,6 +23,13 @@ and the exception map). Nothing is fetched at import or start-up:
    `iss` must equal the issuer, `aud` must contain the client id, `exp` (required) and `nbf`
    hold with `LEEWAY` seconds of clock skew, and `sub` names the subject.
 
+4. A token that verified is remembered (`VERIFIED_CACHE_SIZE` tokens per worker, the oldest
+   forgotten first), so a client sending the same token on every request pays the signature
+   check once: it is accepted from memory only while the wall clock is before its `exp` (no
+   leeway: past it, the token is verified again as above), and only while the key set it
+   verified with is still the cached one and younger than `JWKS_MAX_AGE`; keys fetched again
+   (rotation, withdrawal, age) forget every remembered token.
+
 Fetches are serialised by one lock, so concurrent requests (gevent greenlets) share one fetch.
 Time comes from `clock` and pauses from `sleep` (monotonic seconds and `time.sleep` unless a
 test gives its own), so every interval above can be tested without waiting for it.
@@ -60,6 +67,7 @@ JWKS_MAX_AGE = 600.0  # seconds a fetched JWKS is trusted before it is fetched a
 DISCOVERY_ATTEMPTS = 2
 DISCOVERY_PAUSE = 0.25  # seconds between two discovery attempts
 FAILURE_BACKOFF = 0.5  # seconds before trying again after discovery or the first JWKS fetch failed
+VERIFIED_CACHE_SIZE = 1024  # verified tokens remembered per worker (each until its exp)
 
 
 class IssuerUnavailable(ServiceUnavailable):
@@ -69,8 +77,13 @@ class IssuerUnavailable(ServiceUnavailable):
 class OidcVerifier:
     def __init__(self, issuer: str, client_id: str, *, upstream: Upstream, refetch_interval: float = JWKS_REFETCH_INTERVAL,
                  max_age: float = JWKS_MAX_AGE, failure_backoff: float = FAILURE_BACKOFF, leeway: int = LEEWAY,
-                 clock: Callable[[], float] = time.monotonic, sleep: Callable[[float], None] = time.sleep):
+                 clock: Callable[[], float] = time.monotonic, sleep: Callable[[float], None] = time.sleep,
+                 wall: Callable[[], float] = time.time, cache_size: int = VERIFIED_CACHE_SIZE):
         self.issuer = issuer
+        self.wall = wall
+        self.cache_size = cache_size
+        # token -> (subject, exp, the key set it verified with): see "remembered" in the module docstring
+        self._verified: dict[str, tuple[str, float, KeySet]] = {}
         self.refetch_interval = refetch_interval
         self.max_age = max_age
         self.failure_backoff = failure_backoff
@@ -105,8 +118,38 @@ class OidcVerifier:
     # -- verification ----------------------------------------------------------------------
     def verify(self, token: str) -> str:
         """The token's subject, or AuthenticationFailed / IssuerUnavailable."""
+        remembered = self._verified.get(token)
+        if remembered is not None:
+            subject, expires, keys = remembered
+            if (keys is self._keys and self.wall() < expires
+                    and self.clock() - self._fetched_at < self.max_age):
+                return subject
+            self._verified.pop(token, None)
+        used: list[KeySet] = []
+        claims = self._verify(token, used)
+        subject = claims["sub"]
+        self._remember(token, subject, claims.get("exp"), used)
+        return subject
+
+    def _remember(self, token: str, subject: str, exp: Any, used: list[KeySet]) -> None:
+        """Remember a verified token until its exp, tied to the key set that verified it."""
+        if not used or used[-1] is not self._keys or self.cache_size <= 0:
+            return
+        if isinstance(exp, bool) or not isinstance(exp, (int, float)) or exp <= self.wall():
+            return
+        while len(self._verified) >= self.cache_size:
+            self._verified.pop(next(iter(self._verified)), None)
+        self._verified[token] = (subject, float(exp), used[-1])
+
+    def _verify(self, token: str, used: list[KeySet]) -> dict[str, Any]:
+        """The verified token's claims (the key set that verified it appended to `used`)."""
+        def key_for(parsed: Any) -> Key:
+            key = self._key_for(parsed)
+            used.append(self._keys)
+            return key
+
         try:
-            decoded = jwt.decode(token, self._key_for, registry=self._registry)
+            decoded = jwt.decode(token, key_for, registry=self._registry)
             self._claims.validate(decoded.claims)
         except ExpiredTokenError:
             raise AuthenticationFailed("token expired") from None
@@ -116,7 +159,7 @@ class OidcVerifier:
             raise AuthenticationFailed("invalid credential") from None
         except (JoseError, ValueError, TypeError, KeyError):
             raise AuthenticationFailed("invalid credential") from None
-        return decoded.claims["sub"]
+        return decoded.claims
 
     def _key_for(self, token: Any) -> Key:
         """Called by joserfc once the token's `alg` is known to be allowed."""

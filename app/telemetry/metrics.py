@@ -116,6 +116,9 @@ class Metrics:
         self.request_duration_by = Children(self.request_duration)
         self.gateway_overhead_by = Children(self.gateway_overhead)
         self.time_to_first_token_by = Children(self.time_to_first_token)
+        self.prompt_tokens_by = Children(self.prompt_tokens)
+        self.completion_tokens_by = Children(self.completion_tokens)
+        self.total_tokens_by = Children(self.total_tokens)
 
     # signal receivers (app.signals); sender is the app
 
@@ -128,11 +131,11 @@ class Metrics:
         provider = provider or "unknown"
         labels = (provider, self.models(provider, model))
         if prompt:
-            self.prompt_tokens.labels(*labels).inc(prompt)
+            self.prompt_tokens_by[labels].inc(prompt)
         if completion:
-            self.completion_tokens.labels(*labels).inc(completion)
+            self.completion_tokens_by[labels].inc(completion)
         if total:
-            self.total_tokens.labels(*labels).inc(total)
+            self.total_tokens_by[labels].inc(total)
 
     def on_tool_called(self, sender: Any, *, provider: str, model: str, tool_type: str, tool_name: str,
                        **_: Any) -> None:

@@ -273,3 +273,57 @@ def test_failed_refresh_of_old_keys_keeps_them_and_retries_once_per_interval(aut
     clock.advance(1.1)
     assert client.get("/v1/whoami", headers=bearer(token)).status_code == 200
     assert issuer.hits(JWKS_PATH) == 3  # tried again a second later, keys still kept
+
+
+# -- verified tokens remembered (app/auth/oidc.py, step 4) --------------------------------------------
+
+def with_strict_verifier(app, **options):
+    """The app's verifier replaced by one without clock-skew leeway, so `exp` is exactly the end."""
+    from app.auth.oidc import OidcVerifier
+    from app.extensions import EXTENSION_KEY
+
+    guard = guard_of(app)
+    guard.oidc = OidcVerifier.from_settings(app.extensions[EXTENSION_KEY].settings, leeway=0, **options)
+    return guard.oidc
+
+
+def test_a_remembered_token_is_refused_once_its_exp_has_passed(auth_app, issuer):
+    from tests.support.polling import wait_for
+
+    app = auth_app()
+    with_strict_verifier(app)
+    client = app.test_client()
+    exp = int(time.time()) + 2
+    token = issuer.token(exp=exp)
+    for _ in range(3):  # verified once, then remembered
+        assert client.get("/v1/whoami", headers=bearer(token)).status_code == 200
+    wait_for(lambda: time.time() >= exp + 0.01, 5, "the token's exp to pass")
+    assert_refused(client.get("/v1/whoami", headers=bearer(token)), "token expired", credential=token)
+
+
+def test_remembered_tokens_are_forgotten_when_the_keys_are_fetched_again(auth_app, issuer):
+    """A token remembered from the old keys is verified again after a refetch, and refused when its key is gone."""
+    app = auth_app()
+    clock = with_clock(app)
+    guard_of(app).oidc.max_age = 300
+    client = app.test_client()
+    old_token = issuer.token()
+    assert client.get("/v1/whoami", headers=bearer(old_token)).status_code == 200
+    issuer.rotate()
+    clock.advance(1.1)
+    new_token = issuer.token()  # an unknown kid: the keys are fetched again
+    assert client.get("/v1/whoami", headers=bearer(new_token)).status_code == 200
+    assert_refused(client.get("/v1/whoami", headers=bearer(old_token)), "invalid credential")
+    assert client.get("/v1/whoami", headers=bearer(new_token)).status_code == 200
+
+
+def test_at_most_cache_size_tokens_are_remembered(auth_app, issuer):
+    app = auth_app()
+    verifier = with_strict_verifier(app, cache_size=3)
+    client = app.test_client()
+    tokens = [issuer.token(sub=f"user-{i}") for i in range(6)]
+    for i, token in enumerate(tokens):
+        assert client.get("/v1/whoami", headers=bearer(token)).get_json()["subject"] == f"user-{i}"
+    assert list(verifier._verified) == tokens[-3:]  # the oldest forgotten first
+    for i, token in enumerate(tokens):  # every token still verifies, remembered or not
+        assert client.get("/v1/whoami", headers=bearer(token)).get_json()["subject"] == f"user-{i}"

@@ -1,0 +1,161 @@
+"""A request's rate limits in one call to the limit storage: the token window, then the request windows.
+
+    windows = LimitWindows.open(storage, request_items, tokens_item)
+    tally = windows.count(key)      # Tally: refused by tokens / by a request window, or counted
+
+What one `count` does, atomically on Redis (one Lua script, one round trip) and step by step on
+other storages (`memory://` is in-process, so its steps cost no round trip):
+
+1. The subject's token window (RATE_LIMIT_TOKENS_PER_MINUTE), if any, is read. Used up: refused,
+   and no request window is touched (a request refused for tokens spends no request budget).
+2. Each request window (RATE_LIMIT_DEFAULT), smallest first, gets one more request; the first
+   one over its amount refuses (the later ones are not counted), as flask-limiter counted them.
+3. The count and the time to live of every window touched come back with the answer, so the
+   X-RateLimit-* headers need no further read.
+
+Before, flask-limiter and the token budget made six round trips for this (the token window, one
+increment per request window, then a count and a TTL for the headers). The keys and their
+expiries are the ones `limits` uses (`LIMITER/<subject>/global/<amount>/<multiples>/<unit>`
+under RATE_LIMIT_KEY_PREFIX), so workers of an earlier release on other hosts count in the same
+windows during a rolling upgrade, and the limits stay exact across every worker and host.
+Redis Cluster (keys of one request in different slots) takes the step-by-step path.
+"""
+
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass
+
+from limits import RateLimitItem
+from limits.errors import StorageError
+from limits.storage import RedisClusterStorage, RedisStorage, Storage
+
+SCOPE = "global"  # flask-limiter's scope for application-wide limits, kept in the keys
+TOKENS_NAMESPACE = "tokens"
+
+# KEYS[1]: the token window ('' when ARGV[1] is 0); KEYS[2..n]: the request windows, smallest first.
+# ARGV[1]: tokens per minute (0: none); then per request window: its amount, its expiry in seconds.
+# Answers {-1, tokens used, ms to live} when the tokens are used up, else {count, ms to live, ...}
+# for each window counted, stopping after the first over its amount.
+COUNT_SCRIPT = """
+local tokens = tonumber(ARGV[1])
+if tokens > 0 then
+  local used = tonumber(redis.call('get', KEYS[1]) or '0')
+  if used >= tokens then
+    return {-1, used, redis.call('pttl', KEYS[1])}
+  end
+end
+local answer = {}
+for i = 2, #KEYS do
+  local amount, expiry = tonumber(ARGV[2 * i - 2]), tonumber(ARGV[2 * i - 1])
+  local count = redis.call('incrby', KEYS[i], 1)
+  if count == 1 then
+    redis.call('expire', KEYS[i], expiry)
+  end
+  answer[#answer + 1] = count
+  answer[#answer + 1] = redis.call('pttl', KEYS[i])
+  if count > amount then
+    break
+  end
+end
+return answer
+"""
+
+
+@dataclass(frozen=True, slots=True)
+class Window:
+    """One window as counted: its limit, the count after this request, and when it resets (epoch s)."""
+
+    item: RateLimitItem
+    count: int
+    reset: float
+
+    @property
+    def remaining(self) -> int:
+        return max(0, self.item.amount - self.count)
+
+    @property
+    def over(self) -> bool:
+        return self.count > self.item.amount
+
+
+@dataclass(frozen=True, slots=True)
+class Tally:
+    """The answer of `LimitWindows.count`: `tokens` is set when the token window refused; otherwise
+    `shown` is the window for the headers: the one that refused, else the smallest."""
+
+    tokens: Window | None = None
+    shown: Window | None = None
+
+    @property
+    def refused(self) -> bool:
+        return self.tokens is not None or (self.shown is not None and self.shown.over)
+
+
+class LimitWindows:
+    """The request windows (smallest first) and the token window of every subject, in one storage."""
+
+    def __init__(self, storage: Storage, items: list[RateLimitItem], tokens: RateLimitItem | None):
+        self.storage = storage
+        self.items = sorted(items)  # smallest window first, as flask-limiter ordered them
+        self.tokens = tokens
+
+    @classmethod
+    def open(cls, storage: Storage, items: list[RateLimitItem], tokens: RateLimitItem | None) -> LimitWindows:
+        if isinstance(storage, RedisStorage) and not isinstance(storage, RedisClusterStorage):
+            return RedisLimitWindows(storage, items, tokens)
+        return cls(storage, items, tokens)
+
+    def token_key(self, subject_key: str) -> str:
+        assert self.tokens is not None
+        return self.tokens.key_for(TOKENS_NAMESPACE, subject_key)
+
+    def count(self, subject_key: str) -> Tally:
+        """Check the token window, then count the request in each request window (StorageError if unreachable)."""
+        storage = self.storage
+        if self.tokens is not None:
+            key = self.token_key(subject_key)
+            used = storage.get(key)
+            if used >= self.tokens.amount:
+                return Tally(tokens=Window(self.tokens, used, storage.get_expiry(key)))
+        shown = None
+        for item in self.items:
+            key = item.key_for(subject_key, SCOPE)
+            window = Window(item, storage.incr(key, item.get_expiry(), 1), storage.get_expiry(key))
+            if shown is None or window.over:
+                shown = window
+            if window.over:
+                break
+        return Tally(shown=shown)
+
+
+class RedisLimitWindows(LimitWindows):
+    """The same in one Lua script: one round trip, atomic on the server."""
+
+    def __init__(self, storage: RedisStorage, items: list[RateLimitItem], tokens: RateLimitItem | None):
+        super().__init__(storage, items, tokens)
+        self.redis_storage = storage
+        self._script = None
+        self._args = [str(tokens.amount if tokens else 0)]
+        for item in self.items:
+            self._args += [str(item.amount), str(item.get_expiry())]
+
+    def count(self, subject_key: str) -> Tally:
+        storage = self.redis_storage
+        keys = [storage.prefixed_key(self.token_key(subject_key)) if self.tokens else ""]
+        keys += [storage.prefixed_key(item.key_for(subject_key, SCOPE)) for item in self.items]
+        try:
+            if self._script is None:
+                self._script = storage.get_connection().register_script(COUNT_SCRIPT)
+            answer = self._script(keys=keys, args=self._args, client=storage.get_connection())
+        except storage.base_exceptions as exc:
+            raise StorageError(exc) from exc
+        now = time.time()
+        if answer[0] == -1:
+            return Tally(tokens=Window(self.tokens, int(answer[1]), now + max(int(answer[2]), 0) / 1000))
+        shown = None
+        for item, count, ttl_ms in zip(self.items, answer[0::2], answer[1::2], strict=False):
+            window = Window(item, int(count), now + max(int(ttl_ms), 0) / 1000)
+            if shown is None or window.over:
+                shown = window
+        return Tally(shown=shown)
