@@ -425,13 +425,16 @@ def build_targets(args: argparse.Namespace, mock_port: int) -> dict[str, Target]
 # The feature matrix (--matrix): the gateway with one feature on at a time, all of them, and the bare
 # gateway they are compared with. Limits are high enough never to refuse; the Redis targets count under
 # a key prefix of their own, so nothing is shared with another run or the test suite.
-MATRIX = ("bare", "keys", "oidc", "limits-memory", "limits-redis", "telemetry", "all-on", "virtual-keys", "alias")
+MATRIX = ("bare", "keys", "oidc", "limits-memory", "limits-redis", "telemetry", "all-on", "virtual-keys", "alias",
+          "keys-redis", "virtual-keys-pg")
 MATRIX_TARGETS = "mock,minimal+" + "+".join(MATRIX)
 BENCH_API_KEY = "sk-bench-static-key-0123456789"
 REQUEST_LIMITS = "100000000/minute;1000000000/hour"  # two windows, like the default 60/minute;1000/hour
 TOKENS_PER_MINUTE = "1000000000"
 REDIS_URI = os.environ.get("BENCH_REDIS_URI", "redis://127.0.0.1:6379/0")
 OIDC_AUDIENCE = "inference-gateway-bench"
+POSTGRES_URL = os.environ.get("BENCH_POSTGRES_URL", "postgresql+pg8000://postgres@127.0.0.1:5432")
+VIRTUAL_KEY_LIMITS = ["--rpm", "100000000", "--tpm", "1000000000", "--budget-usd", "1000000", "--budget-period", "month"]
 
 
 class Helpers:
@@ -484,6 +487,14 @@ def feature_targets(args: argparse.Namespace, gateway_env: dict[str, str], py_bi
         "virtual-keys": ("virtual keys (ACCOUNTS_ENABLE, SQLite)",
                          {"AUTH_ENABLE": "true", "AUTH_OIDC_ISSUER": "", "ACCOUNTS_ENABLE": "true",
                           "DATABASE_URL": f"sqlite:///{database}"}),
+        # issue 16's comparison: a virtual key with rpm, tpm and a budget on PostgreSQL + Redis
+        # against a static key with request and token limits on the same Redis
+        "keys-redis": ("API keys + request and token limits, Redis",
+                       {**keys, **redis, "RATE_LIMIT_KEY_PREFIX": f"bench-keys-{run_id}"}),
+        "virtual-keys-pg": ("a virtual key with rpm, tpm and a budget, PostgreSQL + Redis",
+                            {"AUTH_ENABLE": "true", "AUTH_OIDC_ISSUER": "", "ACCOUNTS_ENABLE": "true",
+                             "DATABASE_URL": f"{POSTGRES_URL}/bench_{run_id.replace('-', '_')}",
+                             "RATE_LIMIT_STORAGE_URI": REDIS_URI, "RATE_LIMIT_KEY_PREFIX": f"bench-vk-{run_id}"}),
     }
     targets = {}
     for name, (label, extra) in features.items():
@@ -500,20 +511,28 @@ def feature_targets(args: argparse.Namespace, gateway_env: dict[str, str], py_bi
         url, target.token = start_oidc_issuer(python)
         target.env["AUTH_OIDC_ISSUER"] = url
 
-    def with_virtual_key(target: Target) -> None:
-        """A fresh SQLite database, migrated, with one key made by the CLI as an operator would."""
+    def with_virtual_key(target: Target, limits: tuple[str, ...] = ()) -> None:
+        """A fresh database, migrated, with one key made by the CLI as an operator would."""
         for stale in OUT.glob(database.name + "*"):
             stale.unlink()
         flask = [python, "-m", "flask", "--app", "wsgi"]
-        for argv in (flask + ["db", "upgrade"], flask + ["keys", "create", "--name", "bench"]):
+        for argv in (flask + ["db", "upgrade"], flask + ["keys", "create", "--name", "bench", *limits]):
             done = subprocess.run(argv, cwd=target.cwd, env=target.env, capture_output=True, text=True, timeout=120,
                                   check=False)
             if done.returncode != 0:
                 raise RuntimeError(f"{' '.join(argv[2:])} failed: {done.stderr.strip()[-300:]}")
         target.token = json.loads(done.stdout)["secret"]
 
+    def with_limited_virtual_key_on_postgres(target: Target) -> None:
+        """A fresh PostgreSQL database (dropped at the end is not needed: one per run, named for it)."""
+        name = target.env["DATABASE_URL"].rsplit("/", 1)[1]
+        subprocess.run(["psql", "-h", "127.0.0.1", "-U", "postgres", "-q", "-c", f"CREATE DATABASE {name}"],
+                       check=True, capture_output=True, timeout=60)
+        with_virtual_key(target, tuple(VIRTUAL_KEY_LIMITS))
+
     targets["oidc"].prepare = with_issuer
     targets["virtual-keys"].prepare = with_virtual_key
+    targets["virtual-keys-pg"].prepare = with_limited_virtual_key_on_postgres
     return targets
 
 
@@ -786,7 +805,8 @@ MATRIX_END = "<!-- /feature-matrix -->"
 # target -> (compared with, at least this RPS ratio in both modes); the issue's targets
 MATRIX_NEEDS = {"bare": ("minimal", 1.0), "keys": ("bare", 0.95), "oidc": ("bare", 0.95),
                 "limits-memory": ("bare", 0.95), "limits-redis": ("bare", 0.95), "telemetry": ("bare", 0.95),
-                "all-on": ("bare", 0.85), "virtual-keys": ("keys", 0.90), "alias": ("bare", 0.97)}
+                "all-on": ("bare", 0.85), "virtual-keys": ("keys", 0.90), "alias": ("bare", 0.97),
+                "keys-redis": ("bare", None), "virtual-keys-pg": ("keys-redis", 0.90)}
 ALL_ON_FIRST_BYTE_MS = 0.5  # all-on's first-byte p50 at most this above the bare gateway's
 MATRIX_IDLE_PSS_MB = 100.0  # the bare gateway, 2 workers
 
