@@ -434,7 +434,7 @@ TOKENS_PER_MINUTE = "1000000000"
 REDIS_URI = os.environ.get("BENCH_REDIS_URI", "redis://127.0.0.1:6379/0")
 OIDC_AUDIENCE = "inference-gateway-bench"
 POSTGRES_URL = os.environ.get("BENCH_POSTGRES_URL", "postgresql+pg8000://postgres@127.0.0.1:5432")
-VIRTUAL_KEY_LIMITS = ["--rpm", "100000000", "--tpm", "1000000000", "--budget-usd", "1000000", "--budget-period", "month"]
+VIRTUAL_KEY_LIMITS = ["--rpm", "10000000", "--tpm", "1000000000", "--budget-usd", "1000000", "--budget-period", "month"]
 
 
 class Helpers:
@@ -520,7 +520,8 @@ def feature_targets(args: argparse.Namespace, gateway_env: dict[str, str], py_bi
             done = subprocess.run(argv, cwd=target.cwd, env=target.env, capture_output=True, text=True, timeout=120,
                                   check=False)
             if done.returncode != 0:
-                raise RuntimeError(f"{' '.join(argv[2:])} failed: {done.stderr.strip()[-300:]}")
+                said = [ln for ln in (done.stderr + done.stdout).splitlines() if not ln.startswith("{")]  # not log lines
+                raise RuntimeError(f"{' '.join(argv[2:])} failed: {' / '.join(said)[-300:]}")
         target.token = json.loads(done.stdout)["secret"]
 
     def with_limited_virtual_key_on_postgres(target: Target) -> None:
