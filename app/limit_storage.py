@@ -15,7 +15,8 @@ process has its own breakers (one per app), so a storage that is down costs each
 timeout per period.
 
 Users: app/rate_limits.py (request windows and the token budget), app/auth/failures.py,
-app/accounts/key_limits.py.
+app/accounts/key_limits.py. `RedisScript` runs their one-round-trip scripts (app/limit_windows.py,
+app/accounts/key_limits.py).
 """
 
 from __future__ import annotations
@@ -24,7 +25,8 @@ import time
 from collections.abc import Callable
 from typing import TYPE_CHECKING
 
-from limits.storage import Storage, storage_from_string
+from limits.errors import StorageError
+from limits.storage import RedisClusterStorage, RedisStorage, Storage, storage_from_string
 
 if TYPE_CHECKING:
     from flask import Flask
@@ -45,6 +47,34 @@ def storage_options(uri: str, prefix: str) -> dict:
 
 def open_storage(uri: str, prefix: str) -> Storage:
     return storage_from_string(uri, **storage_options(uri, prefix))
+
+
+def plain_redis(storage: Storage) -> RedisStorage | None:
+    """The storage if it is one Redis server (where a script may touch any keys), else None."""
+    if isinstance(storage, RedisStorage) and not isinstance(storage, RedisClusterStorage):
+        return storage
+    return None
+
+
+class RedisScript:
+    """A Lua script run on a `limits` Redis storage's connection: one round trip (EVALSHA; the script
+    is loaded on first use and again if Redis forgot it). Keys are given as `limits` names them,
+    without RATE_LIMIT_KEY_PREFIX, unless `prefixed`. Unreachable Redis: StorageError."""
+
+    def __init__(self, storage: RedisStorage, source: str):
+        self.storage = storage
+        self.source = source
+        self._script = None
+
+    def __call__(self, keys: list[str], args: list, *, prefixed: bool = False):
+        storage = self.storage
+        names = keys if prefixed else [storage.prefixed_key(key) if key else "" for key in keys]
+        try:
+            if self._script is None:
+                self._script = storage.get_connection().register_script(self.source)
+            return self._script(keys=names, args=args, client=storage.get_connection())
+        except storage.base_exceptions as exc:
+            raise StorageError(exc) from exc
 
 
 class StorageBreaker:

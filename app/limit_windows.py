@@ -27,8 +27,9 @@ import time
 from dataclasses import dataclass
 
 from limits import RateLimitItem
-from limits.errors import StorageError
-from limits.storage import RedisClusterStorage, RedisStorage, Storage
+from limits.storage import RedisStorage, Storage
+
+from app.limit_storage import RedisScript, plain_redis
 
 SCOPE = "global"  # flask-limiter's scope for application-wide limits, kept in the keys
 TOKENS_NAMESPACE = "tokens"
@@ -102,8 +103,9 @@ class LimitWindows:
 
     @classmethod
     def open(cls, storage: Storage, items: list[RateLimitItem], tokens: RateLimitItem | None) -> LimitWindows:
-        if isinstance(storage, RedisStorage) and not isinstance(storage, RedisClusterStorage):
-            return RedisLimitWindows(storage, items, tokens)
+        redis_storage = plain_redis(storage)
+        if redis_storage is not None:
+            return RedisLimitWindows(redis_storage, items, tokens)
         return cls(storage, items, tokens)
 
     def token_key(self, subject_key: str) -> str:
@@ -134,22 +136,15 @@ class RedisLimitWindows(LimitWindows):
 
     def __init__(self, storage: RedisStorage, items: list[RateLimitItem], tokens: RateLimitItem | None):
         super().__init__(storage, items, tokens)
-        self.redis_storage = storage
-        self._script = None
+        self.script = RedisScript(storage, COUNT_SCRIPT)
         self._args = [str(tokens.amount if tokens else 0)]
         for item in self.items:
             self._args += [str(item.amount), str(item.get_expiry())]
 
     def count(self, subject_key: str) -> Tally:
-        storage = self.redis_storage
-        keys = [storage.prefixed_key(self.token_key(subject_key)) if self.tokens else ""]
-        keys += [storage.prefixed_key(item.key_for(subject_key, SCOPE)) for item in self.items]
-        try:
-            if self._script is None:
-                self._script = storage.get_connection().register_script(COUNT_SCRIPT)
-            answer = self._script(keys=keys, args=self._args, client=storage.get_connection())
-        except storage.base_exceptions as exc:
-            raise StorageError(exc) from exc
+        keys = [self.token_key(subject_key) if self.tokens else ""]
+        keys += [item.key_for(subject_key, SCOPE) for item in self.items]
+        answer = self.script(keys, self._args)
         now = time.time()
         if answer[0] == -1:
             return Tally(tokens=Window(self.tokens, int(answer[1]), now + max(int(answer[2]), 0) / 1000))

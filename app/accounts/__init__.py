@@ -61,10 +61,10 @@ def init_app(app: Flask, settings: Settings, price_overrides: Mapping[str, Any] 
     database = Database.from_url(settings.database_url)
     store = KeyStore(database)
     cache = KeyCache(store)
-    limits = KeyLimits(open_storage(settings.rate_limit_storage_uri, settings.rate_limit_key_prefix),
-                       spend_counter(settings.rate_limit_storage_uri, settings.rate_limit_key_prefix, database),
-                       fail_open=settings.rate_limit_fail_open,
-                       breaker=storage_breaker(app, float(settings.rate_limit_storage_backoff)))
+    limits = KeyLimits.open(open_storage(settings.rate_limit_storage_uri, settings.rate_limit_key_prefix),
+                            spend_counter(settings.rate_limit_storage_uri, settings.rate_limit_key_prefix, database),
+                            fail_open=settings.rate_limit_fail_open,
+                            breaker=storage_breaker(app, float(settings.rate_limit_storage_backoff)))
     writer = LedgerWriter(database, interval=float(settings.usage_flush_interval),
                           max_rows=settings.usage_buffer_rows)
     credentials = VirtualKeyCredentials(cache)

@@ -95,7 +95,8 @@ class RedisSpend:
         self.database = database
         self._incr = client.register_script(_INCR_IF_PRESENT)
 
-    def _name(self, record: KeyRecord, start: datetime) -> str:
+    def name(self, record: KeyRecord, start: datetime) -> str:
+        """The counter's Redis key (with RATE_LIMIT_KEY_PREFIX): one per key and budget period."""
         return f"{self.prefix}:spend:{record.id}:{record.budget_period}:{int(start.timestamp())}"
 
     def _ttl(self, record: KeyRecord, start: datetime) -> int:
@@ -106,7 +107,7 @@ class RedisSpend:
         return max(60, int((reset - datetime.now(UTC)).total_seconds()) + _TTL_MARGIN_S)
 
     def spent(self, record: KeyRecord, start: datetime) -> float:
-        name = self._name(record, start)
+        name = self.name(record, start)
         value = self.client.get(name)
         if value is None:  # first use this period, or Redis lost it: seed from the database
             seeded = self.database.spent(record, start)
@@ -115,7 +116,7 @@ class RedisSpend:
         return float(value or 0.0)
 
     def add(self, record: KeyRecord, start: datetime, usd: float) -> SpendDelta | None:
-        self._incr(keys=[self._name(record, start)], args=[repr(usd)])
+        self._incr(keys=[self.name(record, start)], args=[repr(usd)])
         return SpendDelta(record.id, record.budget_period, start, usd)
 
 

@@ -6,10 +6,12 @@ from __future__ import annotations
 import json
 
 import pytest
+import redis
 
 from app.accounts.feature import EXTENSION_KEY
 from tests.accounts.conftest import ADMIN
 from tests.support.fake_provider import json_reply, sse_reply
+from tests.support.refused import refusing_port
 
 STATIC_KEY = "static-key-0123456789abcdef"
 CHAT = "/v1/chat/completions"
@@ -26,6 +28,21 @@ def gateway(accounts_app, fake_provider):
     fake_provider.on("POST", "/v1/chat/completions", json_reply(completion(1000, 500)))
     app = accounts_app({"OPENAI_API_URL": fake_provider.url + "/v1", "OPENAI_API_KEY": "sk-provider",
                         "AUTH_API_KEYS": STATIC_KEY})
+    return app, app.test_client()
+
+
+@pytest.fixture(params=["memory", "redis"])
+def limited_gateway(request, accounts_app, fake_provider):
+    """The gateway with a key's limits and spend counted in memory:// (spend in the database), or in
+    the shared Redis (one script before a request, one after: app/accounts/key_limits.py)."""
+    fake_provider.on("POST", "/v1/chat/completions", json_reply(completion(1000, 500)))
+    storage = {}
+    if request.param == "redis":
+        space = request.getfixturevalue("shared_redis")
+        storage = {"RATE_LIMIT_STORAGE_URI": space.url, "RATE_LIMIT_KEY_PREFIX": space.prefix}
+    app = accounts_app({"OPENAI_API_URL": fake_provider.url + "/v1", "OPENAI_API_KEY": "sk-provider", **storage})
+    counted_by = type(app.extensions[EXTENSION_KEY].limits).__name__
+    assert counted_by == ("RedisKeyLimits" if storage else "KeyLimits")  # each path is the one under test
     return app, app.test_client()
 
 
@@ -96,8 +113,8 @@ def test_a_key_reaches_only_its_models(gateway):
     assert chat(client, open_secret, model="openai/gpt-4o-mini").status_code == 200
 
 
-def test_the_budget_refuses_the_request_after_the_one_that_crossed_it(gateway, fake_provider):
-    app, client = gateway
+def test_the_budget_refuses_the_request_after_the_one_that_crossed_it(limited_gateway, fake_provider):
+    app, client = limited_gateway
     key_id, secret = new_key(client, budget_usd=0.01, budget_period="day")  # each call costs 0.0075
     assert chat(client, secret).status_code == 200
     assert chat(client, secret).status_code == 200  # 0.0075 < 0.01: served, crosses it
@@ -108,14 +125,15 @@ def test_the_budget_refuses_the_request_after_the_one_that_crossed_it(gateway, f
     assert "$0.015000" in error["message"] and "$0.01 daily budget" in error["message"]
     assert "resets at" in error["message"] and int(refused.headers["Retry-After"]) >= 1
     assert len(fake_provider.requests) == 2
+    app.extensions[EXTENSION_KEY].writer.flush()  # on Redis the database's copy follows with the ledger rows
     raised = client.patch(f"/admin/keys/{key_id}", json={"budget_usd": 1}, headers=ADMIN)
     assert raised.get_json()["spend"]["spent_usd"] == pytest.approx(0.015)
     app.extensions[EXTENSION_KEY].cache.refresh()
     assert chat(client, secret).status_code == 200
 
 
-def test_tokens_and_requests_per_minute(gateway):
-    _app, client = gateway
+def test_tokens_and_requests_per_minute(limited_gateway):
+    _app, client = limited_gateway
     _, by_tokens = new_key(client, name="t", tpm=1000)
     assert chat(client, by_tokens).status_code == 200  # 1500 tokens
     refused = chat(client, by_tokens)
@@ -123,6 +141,53 @@ def test_tokens_and_requests_per_minute(gateway):
     _, by_requests = new_key(client, name="r", rpm=2)
     assert [chat(client, by_requests).status_code for _ in range(3)] == [200, 200, 429]
     assert chat(client, by_requests).get_json()["error"]["code"] == "rate_limit_exceeded"
+    _, all_three = new_key(client, name="all", rpm=3, tpm=2000, budget_usd=1, budget_period="month")
+    assert chat(client, all_three).status_code == 200  # 1500 tokens, $0.0075
+    assert chat(client, all_three).status_code == 200  # 3000 tokens: crosses the tpm
+    refused = chat(client, all_three)
+    assert refused.status_code == 429 and refused.get_json()["error"]["code"] == "token_limit_exceeded"
+    assert "2000 tokens per minute" in refused.get_json()["error"]["message"]
+    assert 1 <= int(refused.headers["Retry-After"]) <= 60 and refused.headers["X-RateLimit-Remaining-Tokens"] == "0"
+    requests_refused = chat(client, by_requests)
+    assert 1 <= int(requests_refused.headers["Retry-After"]) <= 60
+
+
+def test_a_budget_survives_redis_losing_its_spend_counter(accounts_app, fake_provider, shared_redis):
+    """The database keeps each key's spend (written with the ledger rows); a counter Redis lost is seeded
+    from it again, so the budget still refuses."""
+    fake_provider.on("POST", "/v1/chat/completions", json_reply(completion(1000, 500)))
+    app = accounts_app({"OPENAI_API_URL": fake_provider.url + "/v1", "OPENAI_API_KEY": "sk-provider",
+                        "RATE_LIMIT_STORAGE_URI": shared_redis.url, "RATE_LIMIT_KEY_PREFIX": shared_redis.prefix})
+    client = app.test_client()
+    _, secret = new_key(client, budget_usd=0.01, budget_period="total")  # each call costs 0.0075
+    assert [chat(client, secret).status_code for _ in range(3)] == [200, 200, 429]
+    app.extensions[EXTENSION_KEY].writer.flush()
+    counters = redis.Redis.from_url(shared_redis.url)
+    lost = list(counters.scan_iter(match=f"{shared_redis.prefix}:spend:*"))
+    assert lost and counters.delete(*lost) == len(lost)
+    refused = chat(client, secret)
+    assert refused.status_code == 429 and "$0.015000" in refused.get_json()["error"]["message"]
+    assert len(fake_provider.requests) == 2
+
+
+@pytest.mark.parametrize("fail_open", ["true", "false"])
+def test_a_limited_key_on_an_unreachable_redis_is_served_or_refused_as_fail_open_says(accounts_app, fake_provider,
+                                                                                      fail_open):
+    fake_provider.on("POST", "/v1/chat/completions", json_reply(completion(1000, 500)))
+    with refusing_port() as port:
+        app = accounts_app({"OPENAI_API_URL": fake_provider.url + "/v1", "OPENAI_API_KEY": "sk-provider",
+                            "RATE_LIMIT_STORAGE_URI": f"redis://127.0.0.1:{port}/0", "RATE_LIMIT_FAIL_OPEN": fail_open,
+                            "AUTH_FAILURE_LIMIT": ""})  # only the key's own limits count in the storage
+        client = app.test_client()
+        _, secret = new_key(client, rpm=5, tpm=100000, budget_usd=1)
+        answers = [chat(client, secret) for _ in range(2)]  # the storage tried, then skipped (its breaker)
+    if fail_open == "true":
+        assert [a.status_code for a in answers] == [200, 200]
+        assert len(fake_provider.requests) == 2
+    else:
+        assert [a.status_code for a in answers] == [503, 503]
+        assert answers[0].get_json()["error"]["code"] == "rate_limit_storage_unavailable"
+        assert not fake_provider.requests
 
 
 def test_expired_revoked_and_unknown_keys_are_refused(gateway):
