@@ -102,15 +102,19 @@ class KeyLimits:
             self._unchecked(record, None)
             return
         try:
-            if record.budget_usd is not None:
-                self._check_budget(record)
-            if record.tpm is not None:
-                self._check_tokens(record)
-            if record.rpm is not None:
-                self._hit_requests(record)
+            self._count(record)
         except STORE_ERRORS as exc:
             self.breaker.trip()
             self._unchecked(record, exc)
+
+    def _count(self, record: KeyRecord) -> None:
+        """Step by step: the budget, the token window, then one more request in the request window."""
+        if record.budget_usd is not None:
+            self._check_budget(record)
+        if record.tpm is not None:
+            self._check_tokens(record)
+        if record.rpm is not None:
+            self._hit_requests(record)
 
     def _unchecked(self, record: KeyRecord, exc: BaseException | None) -> None:
         """The storage failed (`exc`) or is being skipped: 503, or served and logged (RATE_LIMIT_FAIL_OPEN)."""
@@ -255,21 +259,11 @@ class RedisKeyLimits(KeyLimits):
         self.check_script = RedisScript(storage, CHECK_SCRIPT)
         self.charge_script = RedisScript(storage, CHARGE_SCRIPT)
 
-    def check(self, record: KeyRecord) -> None:
-        if record.budget_usd is None and record.tpm is None and record.rpm is None:
-            return
-        if self.breaker.open:
-            self._unchecked(record, None)
-            return
-        try:
-            answer = self._count(record, with_budget=record.budget_usd is not None)
-            if answer[0] == NOT_SEEDED:
-                self._check_budget(record)  # RedisSpend.spent seeds the counter from the database
-                answer = self._count(record, with_budget=False)
-        except STORE_ERRORS as exc:
-            self.breaker.trip()
-            self._unchecked(record, exc)
-            return
+    def _count(self, record: KeyRecord) -> None:
+        answer = self._run_check(record, with_budget=record.budget_usd is not None)
+        if answer[0] == NOT_SEEDED:
+            self._check_budget(record)  # RedisSpend.spent seeds the counter from the database
+            answer = self._run_check(record, with_budget=False)
         status = answer[0]
         if status == OVER_BUDGET:
             raise self._budget_refusal(record, float(answer[1]))
@@ -279,7 +273,7 @@ class RedisKeyLimits(KeyLimits):
                 raise self._token_refusal(record, reset, max(0, record.tpm - int(answer[1])))
             raise self._request_refusal(record, reset)
 
-    def _count(self, record: KeyRecord, *, with_budget: bool) -> list:
+    def _run_check(self, record: KeyRecord, *, with_budget: bool) -> list:
         keys = ["", "", ""]
         args: list = ["", record.tpm or 0, record.rpm or 0, 0]
         if with_budget:
