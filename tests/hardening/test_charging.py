@@ -195,7 +195,7 @@ def test_a_stream_the_provider_cuts_is_charged_an_estimate(gateway, cutting):
                            json=chat_body(stream=True, model="groq/llama"))
     assert answer.status_code == 200
     assert "Hello" in answer.text and '"error"' in answer.text  # the cut ends the stream with an error event
-    assert cutting.cut.is_set()
+    assert cutting.cut.wait(10)  # its thread may set it just after the client saw the cut
     assert charged(gateway, key)
 
 
