@@ -88,10 +88,12 @@ logconfig_dict = {
 # Each worker starts and stops what its features registered (app/lifecycle.py): MCP servers are
 # connected before its first request and their sessions ended at exit; buffered usage rows are
 # written at exit. worker_exit also runs in the master for a worker that is already gone, which
-# has no app.
+# has no app. Each worker also gives freed large buffers back to the system (app/server/memory.py).
 def post_worker_init(worker):
     from app import lifecycle
+    from app.server import memory
 
+    memory.return_large_blocks()
     lifecycle.worker_started(worker.wsgi)
 
 
