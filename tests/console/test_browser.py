@@ -17,7 +17,7 @@ from pathlib import Path
 import pytest
 import requests
 
-from tests.accounts.live import completion_reply
+from tests.accounts.live import access_lines, completion_reply
 from tests.console.conftest import ADMIN_KEY
 from tests.support.fake_provider import Recorded, Reply, json_reply
 from tests.support.live_gateway import ROOT
@@ -194,10 +194,20 @@ def test_an_operator_signs_in_creates_a_key_sees_its_traffic_and_spend_and_revok
     wait.until(lambda driver: driver.switch_to.alert).accept()
     wait.until(lambda _: "is revoked" in text())
     assert "revoked" in browser.find_element(By.CSS_SELECTOR, "#keys tbody tr").text
-    # each worker reloads its keys within 2 s: wait until eight calls in a row (each on its own
-    # connection, so spread over both workers) are refused
-    wait_for(lambda: all(chat(gateway.url, secret).status_code == 401 for _ in range(8)), 10,
-             "every worker to refuse the revoked key")
+    # each worker reloads its keys within 2 s: call (each on its own connection) until both workers
+    # have refused it, told apart by the pid on their access lines; a worker that has refused it
+    # once refuses it from then on
+    refused_by: set[int] = set()
+
+    def refused_by_both_workers() -> bool:
+        ids = [uuid.uuid4().hex for _ in range(8)]
+        statuses = [chat(gateway.url, secret, request_id=request_id).status_code for request_id in ids]
+        lines = access_lines(gateway)
+        refused_by.update(lines[i]["pid"] for i, status in zip(ids, statuses, strict=True)
+                          if status == 401 and i in lines)
+        return len(refused_by) == 2
+
+    wait_for(refused_by_both_workers, 20, "both workers to refuse the revoked key")
     refused = chat(gateway.url, secret)
     assert refused.status_code == 401
     assert refused.json()["error"]["type"] == "authentication_error"
