@@ -139,8 +139,8 @@ class KeyLimits:
             when = f"it resets at {iso(reset)}"
             headers["Retry-After"] = str(max(1, math.ceil((reset - self.now()).total_seconds())))
         return RateLimited(f"Budget exceeded: key {record.name!r} has spent ${spent:.6f} of its "
-                          f"${record.budget_usd:.2f} {_period_name(record.budget_period)} budget; {when}.",
-                          code="budget_exceeded", headers=headers)
+                           f"${record.budget_usd:.2f} {_period_name(record.budget_period)} budget; {when}.",
+                           code="budget_exceeded", headers=headers)
 
     def _check_tokens(self, record: KeyRecord) -> None:
         item = self._per_minute(record.tpm)
@@ -153,9 +153,9 @@ class KeyLimits:
     def _token_refusal(record: KeyRecord, reset: float, remaining: int) -> RateLimited:
         retry = max(1, math.ceil(reset - time.time()))
         return RateLimited(f"Token limit exceeded: key {record.name!r} allows {record.tpm} tokens per minute; "
-                          f"retry in {retry} s.", code="token_limit_exceeded",
-                          headers={"Retry-After": str(retry), "X-RateLimit-Limit-Tokens": str(record.tpm),
-                                   "X-RateLimit-Remaining-Tokens": str(remaining)})
+                           f"retry in {retry} s.", code="token_limit_exceeded",
+                           headers={"Retry-After": str(retry), "X-RateLimit-Limit-Tokens": str(record.tpm),
+                                    "X-RateLimit-Remaining-Tokens": str(remaining)})
 
     def _hit_requests(self, record: KeyRecord) -> None:
         item = self._per_minute(record.rpm)
@@ -168,9 +168,9 @@ class KeyLimits:
     def _request_refusal(record: KeyRecord, reset: float) -> RateLimited:
         retry = max(1, math.ceil(reset - time.time()))
         return RateLimited(f"Rate limit exceeded: key {record.name!r} allows {record.rpm} requests per minute; "
-                          f"retry in {retry} s.", code="rate_limit_exceeded",
-                          headers={"Retry-After": str(retry), "X-RateLimit-Limit": str(record.rpm),
-                                   "X-RateLimit-Remaining": "0"})
+                           f"retry in {retry} s.", code="rate_limit_exceeded",
+                           headers={"Retry-After": str(retry), "X-RateLimit-Limit": str(record.rpm),
+                                    "X-RateLimit-Remaining": "0"})
 
     # -- when the request ends -----------------------------------------------------------------
     def charge(self, record: KeyRecord, tokens: int, usd: float, at: datetime) -> SpendDelta | None:
@@ -292,8 +292,9 @@ class RedisKeyLimits(KeyLimits):
 
     def charge(self, record: KeyRecord, tokens: int, usd: float, at: datetime) -> SpendDelta | None:
         count_tokens = record.tpm is not None and tokens > 0
-        start = period_window(record.budget_period, at)[0] if record.budget_usd is not None and usd > 0 else None
-        delta = SpendDelta(record.id, record.budget_period, start, usd) if start is not None else None
+        delta = None
+        if record.budget_usd is not None and usd > 0:
+            delta = SpendDelta(record.id, record.budget_period, period_window(record.budget_period, at)[0], usd)
         if self.breaker.open or (not count_tokens and delta is None):
             return delta  # skipped: the spend reaches the database with the ledger row
         keys, args = ["", ""], [0, 0, ""]
@@ -301,7 +302,7 @@ class RedisKeyLimits(KeyLimits):
             item = self._per_minute(record.tpm)
             keys[0], args[0], args[1] = self.storage_key(item, self.TOKENS, record), tokens, item.get_expiry()
         if delta is not None:
-            keys[1], args[2] = self.redis_spend.name(record, start), repr(usd)
+            keys[1], args[2] = self.redis_spend.name(record, delta.period_start), repr(usd)
         try:
             self.charge_script(keys, args, prefixed=True)
         except STORE_ERRORS as exc:
