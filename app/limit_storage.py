@@ -21,12 +21,16 @@ app/accounts/key_limits.py).
 
 from __future__ import annotations
 
+import hashlib
 import time
 from collections.abc import Callable
 from typing import TYPE_CHECKING
 
 from limits.errors import StorageError
 from limits.storage import RedisClusterStorage, RedisStorage, Storage, storage_from_string
+from redis.exceptions import ResponseError
+
+from app.redis_pipe import RedisPipe, shared_pipe
 
 if TYPE_CHECKING:
     from flask import Flask
@@ -57,19 +61,33 @@ def plain_redis(storage: Storage) -> RedisStorage | None:
 
 
 class RedisScript:
-    """A Lua script run on a `limits` Redis storage's connection: one round trip (EVALSHA; the script
-    is loaded on first use and again if Redis forgot it). Keys are given as `limits` names them,
-    without RATE_LIMIT_KEY_PREFIX, unless `prefixed`. Unreachable Redis: StorageError."""
+    """A Lua script run on a `limits` Redis storage's server: one round trip (EVALSHA; the script is
+    sent again if Redis forgot it). In a gevent worker it goes through the worker's shared pipe with
+    the calls of concurrent requests (app/redis_pipe.py), elsewhere through redis-py. Keys are given
+    as `limits` names them, without RATE_LIMIT_KEY_PREFIX, unless `prefixed`. Unreachable Redis:
+    StorageError."""
 
-    def __init__(self, storage: RedisStorage, source: str):
+    def __init__(self, storage: RedisStorage, source: str | bytes):
         self.storage = storage
         self.source = source
+        self.sha = hashlib.sha1(source if isinstance(source, bytes) else source.encode()).hexdigest()
+        self._pipe: RedisPipe | None | bool = False  # False: not looked up yet (after the fork)
         self._script = None
 
     def __call__(self, keys: list[str], args: list, *, prefixed: bool = False):
         storage = self.storage
         names = keys if prefixed else [storage.prefixed_key(key) if key else "" for key in keys]
         try:
+            pipe = self._pipe
+            if pipe is False:
+                pipe = self._pipe = shared_pipe(storage)
+            if pipe is not None:
+                try:
+                    return pipe.call("EVALSHA", self.sha, len(names), *names, *args)
+                except ResponseError as exc:
+                    if not str(exc).startswith("NOSCRIPT"):
+                        raise
+                    return pipe.call("EVAL", self.source, len(names), *names, *args)
             if self._script is None:
                 self._script = storage.get_connection().register_script(self.source)
             return self._script(keys=names, args=args, client=storage.get_connection())

@@ -13,6 +13,10 @@ other storages (`memory://` is in-process, so its steps cost no round trip):
 3. The count and the time to live of every window touched come back with the answer, so the
    X-RateLimit-* headers need no further read.
 
+`charge` adds a completion's tokens to the token window once they are known (on Redis: `limits`'
+own increment script, through the same RedisScript). In a gevent worker both scripts go out with
+the other requests' calls of the moment on one shared connection (app/redis_pipe.py).
+
 Before, flask-limiter and the token budget made six round trips for this (the token window, one
 increment per request window, then a count and a TTL for the headers). The keys and their
 expiries are the ones `limits` uses (`LIMITER/<subject>/global/<amount>/<multiples>/<unit>`
@@ -130,6 +134,11 @@ class LimitWindows:
                 break
         return Tally(shown=shown)
 
+    def charge(self, subject_key: str, tokens: int) -> None:
+        """Add a completion's tokens to the subject's token window (StorageError if unreachable)."""
+        assert self.tokens is not None
+        self.storage.incr(self.token_key(subject_key), self.tokens.get_expiry(), tokens)
+
 
 class RedisLimitWindows(LimitWindows):
     """The same in one Lua script: one round trip, atomic on the server."""
@@ -137,6 +146,7 @@ class RedisLimitWindows(LimitWindows):
     def __init__(self, storage: RedisStorage, items: list[RateLimitItem], tokens: RateLimitItem | None):
         super().__init__(storage, items, tokens)
         self.script = RedisScript(storage, COUNT_SCRIPT)
+        self.charge_script = RedisScript(storage, storage.SCRIPT_INCR_EXPIRE)  # limits' own increment
         self._args = [str(tokens.amount if tokens else 0)]
         for item in self.items:
             self._args += [str(item.amount), str(item.get_expiry())]
@@ -154,3 +164,7 @@ class RedisLimitWindows(LimitWindows):
             if shown is None or window.over:
                 shown = window
         return Tally(shown=shown)
+
+    def charge(self, subject_key: str, tokens: int) -> None:
+        assert self.tokens is not None
+        self.charge_script([self.token_key(subject_key)], [self.tokens.get_expiry(), tokens])

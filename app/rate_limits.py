@@ -6,8 +6,9 @@
                     request (app/limit_windows.py: one Lua script on Redis)
     ClientAddress   the client IP; X-Forwarded-For only when the peer is in TRUSTED_PROXIES
                     (app/client_address.py)
-    TokenBudget     RATE_LIMIT_TOKENS_PER_MINUTE: checked with the request windows, charged by
-                    the `completion_usage` receiver with each completion's real usage
+    tokens          RATE_LIMIT_TOKENS_PER_MINUTE (a one-minute window per subject): checked with the
+                    request windows, charged by the `completion_usage` receiver with each
+                    completion's real usage (`LimitWindows.charge`)
     StorageAlarm    the loud log line while the storage is unreachable, at most every 10 s
     breaker         after a storage failure the storage is skipped for RATE_LIMIT_STORAGE_BACKOFF
                     (app/limit_storage.py): fail open serves without limits at once, fail closed
@@ -41,8 +42,6 @@ from typing import Any
 from flask import Flask, Response, has_request_context, request
 from limits import RateLimitItemPerMinute, parse_many
 from limits.errors import StorageError
-from limits.storage import Storage
-from limits.strategies import FixedWindowRateLimiter
 
 from app.client_address import ClientAddress
 from app.config import Settings
@@ -102,20 +101,6 @@ class StorageAlarm:
         self.last, self.unlogged = now, 0
 
 
-class TokenBudget:
-    """Tokens per subject per minute: a fixed one-minute window in the limit storage, charged with
-    each completion's real usage once it is known; checked with the request windows (LimitWindows)."""
-
-    NAMESPACE = "tokens"  # = app.limit_windows.TOKENS_NAMESPACE: the same window
-
-    def __init__(self, per_minute: int, storage: Storage):
-        self.item = RateLimitItemPerMinute(per_minute)
-        self.counter = FixedWindowRateLimiter(storage)
-
-    def charge(self, key: str, tokens: int) -> None:
-        self.counter.hit(self.item, self.NAMESPACE, key, cost=tokens)
-
-
 def window_headers(window: Window) -> dict[str, str]:
     """flask-limiter's headers, as it wrote them: the reset second rounded up, Retry-After until then."""
     reset_at = int(window.reset + 1)
@@ -134,9 +119,9 @@ class RateLimits:
         self.alarm = StorageAlarm()
         self.breaker = StorageBreaker(float(settings.rate_limit_storage_backoff))  # the app's, from init_app
         self.storage = open_storage(self.storage_uri, self.key_prefix)
-        self.tokens = TokenBudget(self.tokens_per_minute, self.storage) if self.tokens_per_minute else None
+        self.tokens = RateLimitItemPerMinute(self.tokens_per_minute) if self.tokens_per_minute else None
         self.windows = LimitWindows.open(self.storage, parse_many(self.request_limits) if self.request_limits else [],
-                                         self.tokens.item if self.tokens else None)
+                                         self.tokens)
 
     def init_app(self, app: Flask) -> None:
         """Install after the auth guard (whose hook names the subject these limits count)."""
@@ -261,6 +246,6 @@ class RateLimits:
             self.alarm.unlogged += 1
             return
         try:
-            self.tokens.charge(key, tokens)
+            self.windows.charge(key, tokens)
         except StorageError as exc:
             self.failed(f"{tokens} tokens not charged", exc)

@@ -18,7 +18,9 @@ The address is `ClientAddress.counted` (TRUSTED_PROXIES as for the rate limits; 
 its /64). The counters are fixed windows of the `limits` library in RATE_LIMIT_STORAGE_URI under
 RATE_LIMIT_KEY_PREFIX: exact across every worker and host on Redis, per worker on `memory://`.
 They do not depend on RATE_LIMIT_ENABLE: guessing keys is an attack on authentication, not load.
-When the storage fails, RATE_LIMIT_FAIL_OPEN decides as for the other limits (skip the check, or
+On one Redis server the check before a request is one Lua script (every window read, the first
+used up answered with its time to live), sent through the worker's shared pipe in a gevent worker
+(app/redis_pipe.py). When the storage fails, RATE_LIMIT_FAIL_OPEN decides as for the other limits (skip the check, or
 503), and the storage breaker (app/limit_storage.py) spares the next requests the wait.
 """
 
@@ -37,7 +39,7 @@ from limits.strategies import FixedWindowRateLimiter
 from app.client_address import ClientAddress
 from app.config import Settings
 from app.errors import RateLimited, ServiceUnavailable
-from app.limit_storage import StorageBreaker, open_storage
+from app.limit_storage import RedisScript, StorageBreaker, open_storage, plain_redis
 from app.public_routes import is_public
 
 log = logging.getLogger("gateway.auth")
@@ -45,6 +47,17 @@ log = logging.getLogger("gateway.auth")
 EXTENSION_KEY = "gateway.auth_failures"
 NAMESPACE = "auth-failures"
 ALARM_INTERVAL = 10.0
+# KEYS: the failure windows, smallest first; ARGV: their amounts. Answers {} while none is used
+# up, else {the first used up (1-based), its ms to live}: what FixedWindowRateLimiter.test and
+# get_window_stats would read, in one round trip.
+BLOCKED_SCRIPT = """
+for i = 1, #KEYS do
+  if tonumber(redis.call('get', KEYS[i]) or '0') >= tonumber(ARGV[i]) then
+    return {i, redis.call('pttl', KEYS[i])}
+  end
+end
+return {}
+"""
 
 
 class AuthFailures:
@@ -53,6 +66,8 @@ class AuthFailures:
         """`blueprint`: count and refuse only there (the admin API while AUTH_ENABLE=false)."""
         self.items = sorted(items)
         self.counter = FixedWindowRateLimiter(storage)
+        redis = plain_redis(storage)
+        self.blocked_script = RedisScript(redis, BLOCKED_SCRIPT) if redis is not None else None
         self.client_address = client_address
         self.breaker = breaker
         self.fail_open = fail_open
@@ -91,15 +106,29 @@ class AuthFailures:
             self._storage_unusable(None)
             return
         try:
-            for item in self.items:
-                if not self.counter.test(item, NAMESPACE, address):
-                    reset, _ = self.counter.get_window_stats(item, NAMESPACE, address)
-                    retry = max(1, math.ceil(reset - time.time()))
-                    raise RateLimited(f"Too many failed authentications from this address ({item}); retry in "
-                                      f"{retry} s.", code="auth_failures_exceeded", headers={"Retry-After": str(retry)})
+            blocked = self._used_up(address)
         except StorageError as exc:
             self.breaker.trip()
             self._storage_unusable(exc)
+            return
+        if blocked is not None:
+            item, reset = blocked
+            retry = max(1, math.ceil(reset - time.time()))
+            raise RateLimited(f"Too many failed authentications from this address ({item}); retry in "
+                              f"{retry} s.", code="auth_failures_exceeded", headers={"Retry-After": str(retry)})
+
+    def _used_up(self, address: str) -> tuple[RateLimitItem, float] | None:
+        """The first window whose failures `address` has used up, and when it ends (epoch s)."""
+        if self.blocked_script is not None:
+            answer = self.blocked_script([item.key_for(NAMESPACE, address) for item in self.items],
+                                         [item.amount for item in self.items])
+            if not answer:
+                return None
+            return self.items[int(answer[0]) - 1], time.time() + max(int(answer[1]), 0) / 1000
+        for item in self.items:
+            if not self.counter.test(item, NAMESPACE, address):
+                return item, self.counter.get_window_stats(item, NAMESPACE, address).reset_time
+        return None
 
     def count_failure(self, response: Response) -> Response:
         """after_request: a 401 to a request with a credential is one failure of its address."""

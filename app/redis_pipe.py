@@ -1,0 +1,236 @@
+"""One Redis connection per gevent worker for the limit calls of every request, sent together.
+
+    pipe = shared_pipe(storage)         # None outside a gevent worker, or for TLS / Sentinel / Cluster
+    reply = pipe.call("EVALSHA", sha, 1, key, amount)
+
+Each request on the hot path makes one or two small calls to Redis (its rate-limit windows, its
+token charge, a failed-login check). Through redis-py each costs the worker 60-70 us of CPU (pool
+checkout, packing in Python, a `can_read` poll, parsing) and costs Redis one read and one write.
+Here the calls of concurrent requests share one connection and go out together:
+
+- A call with nothing in flight is written at once (no added latency when the worker is idle).
+- Calls made while a batch is out wait in a queue; when the last answer of that batch arrives,
+  the queue goes out as the next batch, in one write (group commit). Under load the cost of a
+  write, a read and a wake-up is shared by every request of the batch, in the worker and in Redis.
+- Each caller still waits for its own answer before it goes on, so what a request counts is in
+  Redis before the request is served: limits stay exact across workers and hosts.
+- Commands are packed and answers parsed by hiredis (C).
+
+Failures are redis-py's exceptions, so the callers' handling (StorageError, the breaker,
+RATE_LIMIT_FAIL_OPEN) is the same on both paths: a refused or dropped connection is
+ConnectionError for every call waiting on it, an answer missing for the socket timeout (2 s) is
+TimeoutError (the connection is then dropped: later answers could not be matched to their calls),
+and a Redis error reply is ResponseError. The next call connects again.
+
+Only where the gevent worker has patched `socket` (gunicorn's gevent worker; not the Flask CLI or
+threads of a test process), for `redis://` and `redis+unix://`; elsewhere the callers use redis-py.
+"""
+
+from __future__ import annotations
+
+import os
+from collections import deque
+from typing import Any
+
+import gevent
+import hiredis
+from gevent import socket
+from gevent.event import AsyncResult
+from gevent.lock import Semaphore
+from redis import exceptions as redis_errors
+from redis.connection import Connection, UnixDomainSocketConnection
+
+READ_SIZE = 65536
+CLIENT_NAME = "inference-gateway-limits"  # CLIENT LIST shows `name=inference-gateway-limits-<worker pid>`
+_PIPES: dict[tuple, RedisPipe] = {}
+
+
+def _socket_is_patched() -> bool:
+    from gevent import monkey
+
+    return monkey.is_module_patched("socket")
+
+
+def shared_pipe(storage: Any) -> RedisPipe | None:
+    """The worker's pipe to the Redis of a `limits` RedisStorage (one per address and database),
+    or None where it does not apply (no gevent patching; TLS, Sentinel, Cluster: redis-py)."""
+    if not _socket_is_patched():
+        return None
+    pool = storage.get_connection().connection_pool
+    kwargs = pool.connection_kwargs
+    if pool.connection_class is Connection:
+        address: str | tuple = (kwargs.get("host", "localhost"), int(kwargs.get("port", 6379)))
+    elif pool.connection_class is UnixDomainSocketConnection:
+        address = kwargs["path"]
+    else:
+        return None
+    key = (os.getpid(), address, kwargs.get("db") or 0, kwargs.get("username"), kwargs.get("password"))
+    pipe = _PIPES.get(key)
+    if pipe is None:
+        pipe = _PIPES[key] = RedisPipe(address, db=int(kwargs.get("db") or 0), username=kwargs.get("username"),
+                                       password=kwargs.get("password"),
+                                       connect_timeout=kwargs.get("socket_connect_timeout") or 2.0,
+                                       timeout=kwargs.get("socket_timeout") or 2.0)
+    return pipe
+
+
+class _Link:
+    """One connection: the socket, the calls sent and not yet answered (in order), the calls not yet sent."""
+
+    __slots__ = ("closed", "queue", "reader", "sock", "unanswered", "waiting")
+
+    def __init__(self, sock: socket.socket):
+        self.sock = sock
+        self.waiting: deque[AsyncResult] = deque()
+        self.queue: list[bytes] = []
+        self.unanswered = 0
+        self.reader: gevent.Greenlet | None = None
+        self.closed = False
+
+
+class RedisPipe:
+    def __init__(self, address: str | tuple[str, int], *, db: int = 0, username: str | None = None,
+                 password: str | None = None, connect_timeout: float = 2.0, timeout: float = 2.0):
+        self.address = address
+        self.db = db
+        self.username = username
+        self.password = password
+        self.connect_timeout = connect_timeout
+        self.timeout = timeout
+        self._link: _Link | None = None
+        self._connecting = Semaphore()
+
+    def call(self, *args: Any) -> Any:
+        """Send one command with the others of this moment and wait for its answer."""
+        link = self._link or self._connect()
+        waiter = AsyncResult()
+        link.waiting.append(waiter)
+        if link.unanswered or link.queue:  # a batch is out: this goes with the next one
+            link.queue.append(hiredis.pack_command(args))
+        else:
+            link.unanswered = 1
+            self._send(link, hiredis.pack_command(args))
+        reply = waiter.get()
+        if isinstance(reply, hiredis.ReplyError):
+            raise redis_errors.ResponseError(str(reply))
+        return reply
+
+    def close(self) -> None:
+        link, self._link = self._link, None
+        if link is not None:
+            self._drop(link, redis_errors.ConnectionError("Redis pipe closed"))
+
+    # -- the connection ------------------------------------------------------------------------------
+    def _connect(self) -> _Link:
+        with self._connecting:
+            if self._link is not None:
+                return self._link
+            try:
+                sock = self._open_socket()
+            except OSError as exc:
+                raise redis_errors.ConnectionError(f"Error connecting to Redis at {self._where()}: {exc}") from None
+            try:
+                self._handshake(sock)
+            except (OSError, redis_errors.ResponseError) as exc:
+                sock.close()
+                raise redis_errors.ConnectionError(f"Error connecting to Redis at {self._where()}: {exc}") from None
+            link = self._link = _Link(sock)
+            link.reader = gevent.spawn(self._read, link)
+            return link
+
+    def _open_socket(self) -> socket.socket:
+        try:
+            if isinstance(self.address, str):
+                sock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+                sock.settimeout(self.connect_timeout)
+                sock.connect(self.address)
+            else:
+                sock = socket.create_connection(self.address, timeout=self.connect_timeout)
+                sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+        except TimeoutError:
+            raise redis_errors.TimeoutError(f"Timeout connecting to Redis at {self._where()}") from None
+        sock.settimeout(self.timeout)
+        return sock
+
+    def _handshake(self, sock: socket.socket) -> None:
+        commands: list[tuple] = []
+        if self.password:
+            commands.append(("AUTH", self.username, self.password) if self.username else ("AUTH", self.password))
+        if self.db:
+            commands.append(("SELECT", self.db))
+        commands.append(("CLIENT", "SETNAME", f"{CLIENT_NAME}-{os.getpid()}"))
+        sock.sendall(b"".join(hiredis.pack_command(command) for command in commands))
+        reader = hiredis.Reader()
+        for _ in commands:
+            reply = reader.gets()
+            while reply is False:
+                data = sock.recv(READ_SIZE)
+                if not data:
+                    raise redis_errors.ConnectionError("Redis closed the connection")
+                reader.feed(data)
+                reply = reader.gets()
+            if isinstance(reply, hiredis.ReplyError):
+                raise redis_errors.ResponseError(str(reply))
+
+    def _where(self) -> str:
+        return self.address if isinstance(self.address, str) else f"{self.address[0]}:{self.address[1]}"
+
+    def _send(self, link: _Link, data: bytes) -> None:
+        try:
+            link.sock.sendall(data)
+        except OSError as exc:
+            self._drop(link, redis_errors.ConnectionError(f"Error writing to Redis at {self._where()}: {exc}"))
+
+    def _read(self, link: _Link) -> None:
+        """The link's reader: answers to their callers in order; the next batch out after the last."""
+        reader = hiredis.Reader()
+        sock, waiting = link.sock, link.waiting
+        error: Exception
+        try:
+            while True:
+                try:
+                    data = sock.recv(READ_SIZE)
+                except TimeoutError:
+                    if link.unanswered:
+                        error = redis_errors.TimeoutError(f"Timeout reading from Redis at {self._where()}")
+                        break
+                    continue
+                if not data:
+                    error = redis_errors.ConnectionError(f"Redis at {self._where()} closed the connection")
+                    break
+                reader.feed(data)
+                reply = reader.gets()
+                while reply is not False:
+                    link.unanswered -= 1
+                    waiting.popleft().set(reply)
+                    reply = reader.gets()
+                if not link.unanswered and link.queue:
+                    batch, link.queue = link.queue, []
+                    link.unanswered = len(batch)
+                    self._send(link, b"".join(batch))
+        except OSError as exc:
+            error = redis_errors.ConnectionError(f"Error reading from Redis at {self._where()}: {exc}")
+        except BaseException as exc:  # killed (GreenletExit) or a bug: nobody may wait forever
+            error = redis_errors.ConnectionError(f"Redis pipe reader stopped: {type(exc).__name__}")
+            self._drop(link, error)
+            raise
+        self._drop(link, error)
+
+    def _drop(self, link: _Link, error: Exception) -> None:
+        """Fail every call waiting on the link and close it; the next call connects again."""
+        if link.closed:
+            return
+        link.closed = True
+        if self._link is link:
+            self._link = None
+        waiting, link.waiting = link.waiting, deque()
+        link.queue = []
+        link.unanswered = 0
+        for waiter in waiting:
+            waiter.set_exception(error)
+        try:
+            link.sock.close()
+        except OSError:
+            pass
+        if link.reader is not None and link.reader is not gevent.getcurrent():
+            link.reader.kill(block=False)

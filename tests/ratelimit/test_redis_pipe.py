@@ -1,0 +1,173 @@
+"""The worker's shared Redis pipe (app/redis_pipe.py): concurrent calls share one connection, each
+gets its own answer, and every failure reaches the callers as redis-py's errors, without a hang.
+
+The pipe is driven directly from greenlets here (gevent sockets; no monkey patching in the test
+process), against a redis-server of the test's own; the live test at the end runs the real gateway.
+"""
+
+from __future__ import annotations
+
+import socket
+import time
+from concurrent.futures import ThreadPoolExecutor
+
+import gevent
+import pytest
+import redis
+from redis import exceptions as redis_errors
+
+from app.redis_pipe import CLIENT_NAME, RedisPipe
+from tests.ratelimit.test_live import fetch, served_by, started
+
+
+def own_pipe(own_redis, **options) -> RedisPipe:
+    return RedisPipe(str(own_redis.socket), **options)
+
+
+def test_concurrent_calls_each_get_their_own_answer(own_redis):
+    pipe = own_pipe(own_redis)
+
+    def caller(n: int) -> list:
+        return [pipe.call("INCRBY", f"counter-{n % 7}", n) for _ in range(5)] + [pipe.call("ECHO", f"echo-{n}")]
+
+    results = [greenlet.get() for greenlet in gevent.joinall([gevent.spawn(caller, n) for n in range(200)],
+                                                             raise_error=True)]
+    assert [answers[-1] for answers in results] == [f"echo-{n}".encode() for n in range(200)]
+    server = redis.Redis(unix_socket_path=str(own_redis.socket))
+    for residue in range(7):
+        assert int(server.get(f"counter-{residue}")) == sum(5 * n for n in range(200) if n % 7 == residue)
+    # every count went through one connection, named after the process
+    names = [client["name"] for client in server.client_list()]
+    assert sum(name.startswith(CLIENT_NAME) for name in names) == 1
+
+
+def test_an_error_answer_is_a_response_error_for_its_caller_only(own_redis):
+    pipe = own_pipe(own_redis)
+    pipe.call("SET", "text", "not a number")
+
+    def caller(n: int):
+        try:
+            return pipe.call("INCR", "text") if n % 3 == 0 else pipe.call("ECHO", str(n))
+        except redis_errors.ResponseError as exc:
+            return exc
+
+    answers = [g.get() for g in gevent.joinall([gevent.spawn(caller, n) for n in range(60)], raise_error=True)]
+    for n, answer in enumerate(answers):
+        if n % 3 == 0:
+            assert isinstance(answer, redis_errors.ResponseError) and "not an integer" in str(answer)
+        else:
+            assert answer == str(n).encode()
+    with pytest.raises(redis_errors.ResponseError, match="NOSCRIPT"):
+        pipe.call("EVALSHA", "0" * 40, 0)
+
+
+def test_a_killed_connection_fails_its_calls_and_the_next_call_connects_again(own_redis):
+    pipe = own_pipe(own_redis)
+    assert pipe.call("PING") == b"PONG"
+    server = redis.Redis(unix_socket_path=str(own_redis.socket))
+    own_id = pipe.call("CLIENT", "ID")
+    assert server.client_kill_filter(_id=own_id) == 1
+    # Whether the reader sees the close before the next call is sent or after, that call fails
+    # with a ConnectionError (not a hang, not a wrong answer) or, if it reconnected, succeeds.
+    try:
+        first = pipe.call("PING")
+    except redis_errors.ConnectionError:
+        first = None
+    assert first in (None, b"PONG")
+    assert pipe.call("PING") == b"PONG"
+    assert pipe.call("CLIENT", "ID") != own_id
+
+
+def test_a_stopped_redis_is_a_connection_error_for_every_waiting_call(own_redis):
+    pipe = own_pipe(own_redis)
+    pipe.call("SET", "n", 0)
+    own_redis.kill()
+    outcomes = [g.get() for g in gevent.joinall([gevent.spawn(_outcome, pipe, "INCR", "n") for _ in range(20)],
+                                                raise_error=True)]
+    assert outcomes == [redis_errors.ConnectionError] * 20
+
+
+def test_a_redis_that_accepts_and_never_answers_fails_the_call_within_the_timeout():
+    silent = socket.socket()
+    silent.bind(("127.0.0.1", 0))
+    silent.listen(8)  # the kernel completes the handshake; nobody reads
+    try:
+        pipe = RedisPipe(silent.getsockname(), connect_timeout=1.0, timeout=0.3)
+        started_at = time.monotonic()
+        with pytest.raises(redis_errors.ConnectionError, match="Error connecting"):  # the handshake is not answered
+            pipe.call("PING")
+        assert time.monotonic() - started_at < 10
+    finally:
+        silent.close()
+
+
+def test_a_server_that_stops_answering_mid_run_times_out_every_waiting_call(own_redis):
+    pipe = own_pipe(own_redis, timeout=0.3)
+    assert pipe.call("PING") == b"PONG"
+    own_redis.process.send_signal(19)  # SIGSTOP: the connection stays open, nothing answers
+    try:
+        started_at = time.monotonic()
+        outcomes = [g.get() for g in gevent.joinall([gevent.spawn(_outcome, pipe, "PING") for _ in range(10)],
+                                                    raise_error=True)]
+        assert outcomes == [redis_errors.TimeoutError] * 10
+        assert time.monotonic() - started_at < 10  # the timeout, not a hang
+    finally:
+        own_redis.process.send_signal(18)  # SIGCONT
+    assert pipe.call("PING") == b"PONG"  # a new connection; the late answers of the old one are not misread
+
+
+def test_nothing_listening_is_a_connection_error():
+    unused = socket.socket()
+    unused.bind(("127.0.0.1", 0))
+    address = unused.getsockname()
+    unused.close()
+    with pytest.raises(redis_errors.ConnectionError, match="Error connecting"):
+        RedisPipe(address, connect_timeout=1.0).call("PING")
+
+
+def test_the_database_and_a_wrong_password_are_honoured(own_redis):
+    server = redis.Redis(unix_socket_path=str(own_redis.socket), db=3)
+    pipe = own_pipe(own_redis, db=3)
+    pipe.call("SET", "where", "db3")
+    assert server.get("where") == b"db3"
+    server.config_set("requirepass", "s3cret-pass")
+    try:
+        with pytest.raises(redis_errors.ConnectionError) as refused:
+            own_pipe(own_redis, password="wrong-pass").call("PING")
+        assert "wrong-pass" not in str(refused.value)
+        assert own_pipe(own_redis, password="s3cret-pass", db=3).call("GET", "where") == b"db3"
+    finally:
+        server.execute_command("AUTH", "s3cret-pass")
+        server.config_set("requirepass", "")
+
+
+def _outcome(pipe: RedisPipe, *command) -> object:
+    try:
+        return pipe.call(*command)
+    except redis_errors.RedisError as exc:
+        return type(exc)
+
+
+# -- the real gateway ---------------------------------------------------------------------------------
+def test_the_gateway_counts_through_one_connection_per_worker_and_survives_a_script_flush(live_gateway,
+                                                                                          shared_redis):
+    """Under 64 concurrent requests each worker holds one limit connection to Redis (named after its
+    pid), every request is counted exactly, and a Redis that forgot the script is sent it again."""
+    gateway = started(live_gateway(shared_redis.env(RATE_LIMIT_DEFAULT="150/minute",
+                                                    RATE_LIMIT_TOKENS_PER_MINUTE="100000"), workers=2), 2)
+    with ThreadPoolExecutor(max_workers=64) as pool:
+        statuses = [r.status_code for r in pool.map(lambda _: fetch(gateway.url), range(120))]
+    assert statuses == [200] * 120
+    deadline = time.monotonic() + 10
+    while sum(len(answers) for answers in served_by(gateway).values()) < 120:  # the access lines come through
+        assert time.monotonic() < deadline, gateway.logs()
+        time.sleep(0.05)
+    server = redis.Redis.from_url(shared_redis.url)
+    names = [client["name"] for client in server.client_list()]
+    for pid in served_by(gateway):
+        assert names.count(f"{CLIENT_NAME}-{pid}") == 1
+
+    server.script_flush()
+    after_flush = fetch(gateway.url)
+    assert after_flush.status_code == 200
+    assert after_flush.headers["X-RateLimit-Remaining"] == str(150 - 121)
