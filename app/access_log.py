@@ -22,6 +22,7 @@ from urllib.parse import quote
 
 from werkzeug.wsgi import ClosingIterator
 
+from app.logs import write_fields
 from app.signals import (
     ALIAS_KEY,
     ATTEMPTS_KEY,
@@ -54,7 +55,7 @@ def request_id_from(header: str | None) -> str:
 def log_line(method: str | None, path: str | None, status: int, *, request_id: str, started: float,
              remote_addr: str | None, **facts: Any) -> None:
     """One access line; also written by the server edge for a request it refuses itself (app.server)."""
-    log.info("%s %s %s", method, path, status, extra={
+    write_fields(log, logging.INFO, f"{method} {path} {status}", {
         "request_id": request_id, "method": method, "path": path, "status": status,
         "duration_ms": round((time.perf_counter() - started) * 1000, 2), "remote_addr": remote_addr,
         **facts, "pid": os.getpid()})

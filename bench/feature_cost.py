@@ -2,6 +2,7 @@
 
     python bench/feature_cost.py [--targets bare,keys,all-on] [--requests 2000] [--gateway-dir DIR]
     python bench/feature_cost.py --compare OTHER_CHECKOUT     (each target: OTHER, then this one, in turn)
+    python bench/feature_cost.py --targets bare,telemetry --profile DIR   (+ cProfile stats per target)
 
 wrk figures move with whatever else runs on the machine. This takes one feature matrix target at
 a time (bench/runner.py's settings, the same local OIDC issuer, virtual key and Redis), builds
@@ -32,8 +33,12 @@ import runner
 WARM_UP = 200
 
 
-def child(requests: int) -> dict:
+def child(requests: int, profile: str | None = None, patched: bool = False) -> dict:
     """In the target's own process (cwd = the gateway's checkout, env = the target's settings)."""
+    if patched:  # as in gunicorn's gevent worker: Redis limit calls take the worker's pipe (app/redis_pipe.py)
+        from gevent import monkey
+
+        monkey.patch_all()
     sys.path.insert(0, os.getcwd())
     logging_sink = open(os.devnull, "w")  # noqa: SIM115 -- the access lines: written, not kept
     sys.stderr = logging_sink
@@ -44,18 +49,39 @@ def child(requests: int) -> dict:
     headers = {"Authorization": f"Bearer {os.environ['BENCH_TOKEN']}", "Content-Type": "application/json"}
     model = os.environ["BENCH_MODEL"]
     figures = {}
+    profiler = None
+    if profile:  # the measured requests only (wall clock: the waits for the mock are in it, in socket reads)
+        profiler = _cprofile().Profile()
     for mode, stream in (("non-stream", False), ("stream", True)):
         body = json.dumps({"model": model, "messages": runner.MESSAGES, "stream": stream})
         for n in range(WARM_UP + requests):
             if n == WARM_UP:
                 cpu, wall = time.process_time(), time.perf_counter()
+                if profiler is not None:
+                    profiler.enable()
             response = client.post("/v1/chat/completions", data=body, headers=headers)
             data = response.get_data()
+            response.close()  # as gunicorn does: the body's close records telemetry, charges, writes the access line
             if response.status_code != 200 or (stream and not data.endswith(b"[DONE]\n\n")):
                 raise RuntimeError(f"{mode}: HTTP {response.status_code} {data[:200]!r}")
         figures[mode] = {"cpu_us": (time.process_time() - cpu) * 1e6 / requests,
                          "wall_us": (time.perf_counter() - wall) * 1e6 / requests}
+        if profiler is not None:
+            profiler.disable()
+            profiler.dump_stats(f"{profile}-{mode}.pstats")
     return figures
+
+
+def _cprofile():
+    """The standard cProfile: bench/profile.py (on this process's path) would shadow the `profile` it imports."""
+    here = str(Path(__file__).resolve().parent)
+    saved = sys.path[:]
+    sys.path[:] = [entry for entry in sys.path if entry and str(Path(entry).resolve()) != here]
+    try:
+        import cProfile
+    finally:
+        sys.path[:] = saved
+    return cProfile
 
 
 def measure(args: argparse.Namespace, target: runner.Target, checkout: Path) -> dict | None:
@@ -63,7 +89,13 @@ def measure(args: argparse.Namespace, target: runner.Target, checkout: Path) -> 
     with tempfile.TemporaryDirectory(prefix="bench-metrics-") as metrics:
         env = {**target.env, "BENCH_TOKEN": target.token, "BENCH_MODEL": target.model,
                "PROMETHEUS_MULTIPROC_DIR": metrics, "PYTHONPATH": str(runner.BENCH)}
-        done = subprocess.run([args.python, str(Path(__file__).resolve()), "--child", "--requests", str(args.requests)],
+        command = [args.python, str(Path(__file__).resolve()), "--child", "--requests", str(args.requests)]
+        if args.gevent:
+            command.append("--gevent")
+        if args.profile:
+            Path(args.profile).mkdir(parents=True, exist_ok=True)
+            command += ["--profile", str(Path(args.profile).resolve() / f"{target.name}-{checkout.name}")]
+        done = subprocess.run(command,
                               cwd=checkout, env=env, capture_output=True, text=True, timeout=600, check=False)
     line = next((ln for ln in done.stdout.splitlines() if ln.startswith("FEATURE_COST ")), None)
     if line is None:
@@ -81,10 +113,15 @@ def main() -> int:
     parser.add_argument("--gateway-dir", default=str(runner.ROOT))
     parser.add_argument("--gateway-env", action="append", default=[])
     parser.add_argument("--compare", metavar="DIR", help="another checkout, measured target by target in turn with this one")
+    parser.add_argument("--profile", metavar="DIR", help="also write cProfile stats (wall clock) of each target and "
+                        "mode to DIR/<target>-<checkout>-<mode>.pstats (the figures then include the profiler's cost)")
+    parser.add_argument("--gevent", action="store_true", help="monkey-patch the app's process as gunicorn's gevent "
+                        "worker does (Redis limit calls then take app/redis_pipe.py's path; one request at a time, so "
+                        "nothing is batched)")
     parser.add_argument("--child", action="store_true", help=argparse.SUPPRESS)
     args = parser.parse_args()
     if args.child:
-        print("FEATURE_COST " + json.dumps(child(args.requests)), flush=True)
+        print("FEATURE_COST " + json.dumps(child(args.requests, args.profile, args.gevent)), flush=True)
         return 0
     runner.OUT.mkdir(exist_ok=True)
     mock = runner.Mock(runner.free_port())
