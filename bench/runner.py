@@ -878,8 +878,8 @@ def render_matrix(data: dict) -> str:
         lines += [f"> {data['note']}", ""]
     lines += [(f"The gateway with one feature on at a time, and all of them, against the bare gateway (every "
                f"feature off) and the minimal passthrough. All run side by side and take turns cell by cell "
-               f"(order reversed in the second run); wrk c{c}, {data['seconds']:g} s per cell, "
-               f"{RUNS} runs; figures are the mean of the runs. CPU ms/request is summed over master and workers "
+               f"(order reversed every other run); wrk c{c}, {data['seconds']:g} s per cell, "
+               f"{data.get('runs', 2)} runs; figures are the mean of the runs. CPU ms/request is summed over master and workers "
                f"(lower is better; a busy machine moves it least). First byte: p50 of {data['ttfb_requests']} "
                f"sequential streams, minus the bare gateway's. Targets: every feature alone >= 0.95x bare, "
                f"all on >= 0.85x bare with first byte <= bare + {ALL_ON_FIRST_BYTE_MS:g} ms, virtual keys >= 0.90x "
@@ -909,7 +909,7 @@ def render_matrix(data: dict) -> str:
 
 
 def matrix_summary(data: dict) -> str:
-    lines = ["", "=" * 78, "FEATURE MATRIX (mean of 2 runs)", "=" * 78,
+    lines = ["", "=" * 78, f"FEATURE MATRIX (mean of {data.get('runs', 2)} runs)", "=" * 78,
              f"{'target':<15}{'RPS ns':>9}{'RPS st':>9}{'vs bare':>15}{'CPU ms/req':>13}{'1st byte':>10}  verdict"]
     for row in matrix_rows(data):
         if "stream" not in row:
@@ -926,7 +926,7 @@ def matrix_summary(data: dict) -> str:
 
 def summary(data: dict) -> str:
     r = ratios(data)
-    lines = ["", "=" * 78, "SUMMARY (mean of 2 runs)", "=" * 78]
+    lines = ["", "=" * 78, f"SUMMARY (mean of {data.get('runs', 2)} runs)", "=" * 78]
     lines.append(f"{'':<22}" + "".join(f"{m + ' c' + str(c):>16}" for m in MODES for c in CONCURRENCIES))
     for name in ("mock", "minimal", "gateway", "alias", "litellm"):
         result = data["results"].get(name)
@@ -962,6 +962,8 @@ def main() -> int:
                                                                "--matrix: 64)")
     parser.add_argument("--soak", default="gateway", help="targets whose RSS is taken after 10k and 100k requests ('' for none)")
     parser.add_argument("--seconds", type=float, default=10.0, help="length of each wrk run")
+    parser.add_argument("--runs", type=int, default=RUNS, help=f"runs of every cell (default {RUNS}; the order of "
+                        "the targets is reversed every other run); more runs, less noise on a shared machine")
     parser.add_argument("--ttfb-requests", type=int, default=TTFB_REQUESTS)
     parser.add_argument("--quick", action="store_true", help="2 s runs, 10 first-byte requests, soak to 2k/5k: checks the harness")
     parser.add_argument("--python", default=os.environ.get("BENCH_PYTHON", sys.executable),
@@ -973,6 +975,7 @@ def main() -> int:
     parser.add_argument("--render", metavar="JSON", help="only write RESULTS.md from a saved results.json")
     parser.add_argument("--results", default=str(BENCH / "RESULTS.md"))
     args = parser.parse_args()
+    globals()["RUNS"] = max(1, args.runs)  # measure_group and the soak read it
 
     def stop_cleanly(signum: int, _frame: object) -> None:
         raise SystemExit(128 + signum)  # unwinds through every `finally`, which stops what we started
@@ -1008,7 +1011,7 @@ def main() -> int:
                   "loadavg_start": " ".join(Path("/proc/loadavg").read_text().split()[:3]),
                   "command": os.environ.get("BENCH_COMMAND", "python bench/runner.py " + " ".join(sys.argv[1:])),
                   "note": args.note, "results": {}, "soak": {}, "versions": versions(args),
-                  "matrix": args.matrix, "concurrencies": list(CONCURRENCIES)}
+                  "matrix": args.matrix, "concurrencies": list(CONCURRENCIES), "runs": RUNS}
     mock = Mock(free_port())
     mock.start()
     targets = build_targets(args, mock.port)
