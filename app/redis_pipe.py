@@ -99,17 +99,20 @@ class RedisPipe:
         self.timeout = timeout
         self._link: _Link | None = None
         self._connecting = Semaphore()
+        self._attempts = 0
+        self._failure: redis_errors.RedisError | None = None
 
     def call(self, *args: Any) -> Any:
         """Send one command with the others of this moment and wait for its answer."""
+        command = hiredis.pack_command(args)  # first: a value it cannot pack must not leave a waiter unpaired
         link = self._link or self._connect()
         waiter = AsyncResult()
         link.waiting.append(waiter)
         if link.unanswered or link.queue:  # a batch is out: this goes with the next one
-            link.queue.append(hiredis.pack_command(args))
+            link.queue.append(command)
         else:
             link.unanswered = 1
-            self._send(link, hiredis.pack_command(args))
+            self._send(link, command)
         reply = waiter.get()
         if isinstance(reply, hiredis.ReplyError):
             raise redis_errors.ResponseError(str(reply))
@@ -122,28 +125,48 @@ class RedisPipe:
 
     # -- the connection ------------------------------------------------------------------------------
     def _connect(self) -> _Link:
+        """A new connection; callers that waited while an attempt failed get its error at once
+        (a Redis that drops packets would otherwise cost each of them the connect timeout in turn)."""
+        attempts = self._attempts
         with self._connecting:
             if self._link is not None:
                 return self._link
+            if self._attempts != attempts and self._failure is not None:
+                raise self._failure
+            self._attempts += 1
             try:
-                sock = self._open_socket()
-            except OSError as exc:
-                raise redis_errors.ConnectionError(f"Error connecting to Redis at {self._where()}: {exc}") from None
-            try:
-                self._handshake(sock)
-            except (OSError, redis_errors.ResponseError) as exc:
-                sock.close()
-                raise redis_errors.ConnectionError(f"Error connecting to Redis at {self._where()}: {exc}") from None
-            link = self._link = _Link(sock)
+                link = self._link = _Link(self._open_and_greet())
+            except redis_errors.RedisError as exc:  # refused, timed out, or refused by AUTH
+                self._failure = exc
+                raise
+            self._failure = None
             link.reader = gevent.spawn(self._read, link)
             return link
+
+    def _open_and_greet(self) -> socket.socket:
+        try:
+            sock = self._open_socket()
+        except redis_errors.TimeoutError:
+            raise
+        except OSError as exc:
+            raise redis_errors.ConnectionError(f"Error connecting to Redis at {self._where()}: {exc}") from None
+        try:
+            self._handshake(sock)
+        except (OSError, redis_errors.ResponseError) as exc:
+            sock.close()
+            raise redis_errors.ConnectionError(f"Error connecting to Redis at {self._where()}: {exc}") from None
+        return sock
 
     def _open_socket(self) -> socket.socket:
         try:
             if isinstance(self.address, str):
                 sock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
                 sock.settimeout(self.connect_timeout)
-                sock.connect(self.address)
+                try:
+                    sock.connect(self.address)
+                except OSError:
+                    sock.close()
+                    raise
             else:
                 sock = socket.create_connection(self.address, timeout=self.connect_timeout)
                 sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)

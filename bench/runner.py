@@ -632,6 +632,18 @@ def mean_cpu(result: dict | None, mode: str, connections: int) -> float | None:
     return statistics.fmean(values) if values else None
 
 
+def paired_ratios(result: dict | None, bare: dict | None, mode: str, connections: int) -> list[float]:
+    """Each run's RPS over the bare gateway's in the same run (taken next to each other in time)."""
+    if not result or not bare or not result.get("runs"):
+        return []
+    out = []
+    for i in range(len(result["runs"])):
+        row, ref = row_of(result, i, mode, connections), row_of(bare, i, mode, connections)
+        if row and ref and row["rps"] and ref["rps"]:
+            out.append(row["rps"] / ref["rps"])
+    return out
+
+
 def ratios(data: dict) -> dict:
     res = data["results"]
     out: dict = {"vs_minimal": {}, "vs_litellm": {}, "cpu_vs_minimal": {}, "cpu_vs_litellm": {},
@@ -904,6 +916,19 @@ def render_matrix(data: dict) -> str:
             base = MATRIX_NEEDS[row["name"]][0]
             lines.append(f"- {row['name']} / {base} RPS: {fmt(row['non-stream']['vs_base'], 'x')} non-stream, "
                          f"{fmt(row['stream']['vs_base'], 'x')} stream")
+    res = data["results"]
+    lines += ["", ("Each run's ratio to the bare gateway of the same run, and their median (less moved than the "
+                   "mean by a machine whose speed wanders between cells):"), "",
+              "| target | vs bare per run, non-stream | median | vs bare per run, stream | median |", "|---|---|---:|---|---:|"]
+    for row in rows:
+        if "stream" not in row or row["name"] == "bare":
+            continue
+        cells = []
+        for mode in MODES:
+            paired = paired_ratios(res.get(row["name"]), res.get("bare"), mode, c)
+            cells += [" ".join(f"{x:.2f}" for x in paired) or "—",
+                      f"{statistics.median(paired):.2f}x" if paired else "—"]
+        lines.append(f"| {row['name']} | " + " | ".join(cells) + " |")
     lines += ["", "Commands:", "", "```"] + data.get("commands", []) + ["```", MATRIX_END]
     return "\n".join(lines)
 

@@ -30,8 +30,7 @@ def test_concurrent_calls_each_get_their_own_answer(own_redis):
     def caller(n: int) -> list:
         return [pipe.call("INCRBY", f"counter-{n % 7}", n) for _ in range(5)] + [pipe.call("ECHO", f"echo-{n}")]
 
-    results = [greenlet.get() for greenlet in gevent.joinall([gevent.spawn(caller, n) for n in range(200)],
-                                                             raise_error=True)]
+    results = in_greenlets(caller, range(200))
     assert [answers[-1] for answers in results] == [f"echo-{n}".encode() for n in range(200)]
     server = redis.Redis(unix_socket_path=str(own_redis.socket))
     for residue in range(7):
@@ -51,7 +50,7 @@ def test_an_error_answer_is_a_response_error_for_its_caller_only(own_redis):
         except redis_errors.ResponseError as exc:
             return exc
 
-    answers = [g.get() for g in gevent.joinall([gevent.spawn(caller, n) for n in range(60)], raise_error=True)]
+    answers = in_greenlets(caller, range(60))
     for n, answer in enumerate(answers):
         if n % 3 == 0:
             assert isinstance(answer, redis_errors.ResponseError) and "not an integer" in str(answer)
@@ -82,8 +81,7 @@ def test_a_stopped_redis_is_a_connection_error_for_every_waiting_call(own_redis)
     pipe = own_pipe(own_redis)
     pipe.call("SET", "n", 0)
     own_redis.kill()
-    outcomes = [g.get() for g in gevent.joinall([gevent.spawn(_outcome, pipe, "INCR", "n") for _ in range(20)],
-                                                raise_error=True)]
+    outcomes = in_greenlets(lambda _: _outcome(pipe, "INCR", "n"), range(20))
     assert outcomes == [redis_errors.ConnectionError] * 20
 
 
@@ -107,13 +105,43 @@ def test_a_server_that_stops_answering_mid_run_times_out_every_waiting_call(own_
     own_redis.process.send_signal(19)  # SIGSTOP: the connection stays open, nothing answers
     try:
         started_at = time.monotonic()
-        outcomes = [g.get() for g in gevent.joinall([gevent.spawn(_outcome, pipe, "PING") for _ in range(10)],
-                                                    raise_error=True)]
+        outcomes = in_greenlets(lambda _: _outcome(pipe, "PING"), range(10))
         assert outcomes == [redis_errors.TimeoutError] * 10
         assert time.monotonic() - started_at < 10  # the timeout, not a hang
     finally:
         own_redis.process.send_signal(18)  # SIGCONT
     assert pipe.call("PING") == b"PONG"  # a new connection; the late answers of the old one are not misread
+
+
+def test_callers_waiting_on_a_connect_that_times_out_fail_with_it_not_one_timeout_after_another():
+    """A Redis host that drops packets: 20 requests at once cost one connect timeout, not twenty in a row."""
+    full = socket.socket()
+    full.bind(("127.0.0.1", 0))
+    full.listen(0)
+    fillers = []
+    for _ in range(3):  # fill the accept queue: later SYNs are dropped, as by a firewall
+        filler = socket.socket()
+        filler.setblocking(False)
+        filler.connect_ex(full.getsockname())
+        fillers.append(filler)
+    try:
+        pipe = RedisPipe(full.getsockname(), connect_timeout=0.5, timeout=0.5)
+        started_at = time.monotonic()
+        outcomes = in_greenlets(lambda _: _outcome(pipe, "PING"), range(20))
+        elapsed = time.monotonic() - started_at
+    finally:
+        for filler in fillers:
+            filler.close()
+        full.close()
+    assert len(set(outcomes)) == 1 and outcomes[0] in (redis_errors.TimeoutError, redis_errors.ConnectionError)
+    assert elapsed < 5  # one after another: 10 s
+
+
+def test_a_value_that_cannot_be_sent_leaves_the_other_answers_in_place(own_redis):
+    pipe = own_pipe(own_redis)
+    with pytest.raises(TypeError):
+        pipe.call("SET", "key", None)
+    assert [pipe.call("ECHO", str(n)) for n in range(3)] == [b"0", b"1", b"2"]
 
 
 def test_nothing_listening_is_a_connection_error():
@@ -139,6 +167,13 @@ def test_the_database_and_a_wrong_password_are_honoured(own_redis):
     finally:
         server.execute_command("AUTH", "s3cret-pass")
         server.config_set("requirepass", "")
+
+
+def in_greenlets(function, values) -> list:
+    """function(value) for each value, all at once in greenlets; the results in the order of the values."""
+    greenlets = [gevent.spawn(function, value) for value in values]
+    gevent.joinall(greenlets, raise_error=True)
+    return [greenlet.get() for greenlet in greenlets]
 
 
 def _outcome(pipe: RedisPipe, *command) -> object:
