@@ -28,12 +28,11 @@ from typing import TYPE_CHECKING
 
 from limits.errors import StorageError
 from limits.storage import RedisClusterStorage, RedisStorage, Storage, storage_from_string
-from redis.exceptions import ResponseError
-
-from app.redis_pipe import RedisPipe, shared_pipe
 
 if TYPE_CHECKING:
     from flask import Flask
+
+    from app.redis_pipe import RedisPipe
 
 EXTENSION_KEY = "gateway.storage_breaker"
 # Without timeouts a Redis host that drops packets would hang every request.
@@ -73,6 +72,12 @@ class RedisScript:
         self.sha = hashlib.sha1(source if isinstance(source, bytes) else source.encode()).hexdigest()
         self._pipe: RedisPipe | None | bool = False  # False: not looked up yet (after the fork)
         self._script = None
+        # Imported here, with a Redis storage: redis-py and hiredis cost each process about 6 MB.
+        from redis.exceptions import ResponseError
+
+        from app.redis_pipe import shared_pipe
+
+        self._shared_pipe, self._response_error = shared_pipe, ResponseError
 
     def __call__(self, keys: list[str], args: list, *, prefixed: bool = False):
         storage = self.storage
@@ -80,11 +85,11 @@ class RedisScript:
         try:
             pipe = self._pipe
             if pipe is False:
-                pipe = self._pipe = shared_pipe(storage)
+                pipe = self._pipe = self._shared_pipe(storage)
             if pipe is not None:
                 try:
                     return pipe.call("EVALSHA", self.sha, len(names), *names, *args)
-                except ResponseError as exc:
+                except self._response_error as exc:
                     if not str(exc).startswith("NOSCRIPT"):
                         raise
                     return pipe.call("EVAL", self.source, len(names), *names, *args)
