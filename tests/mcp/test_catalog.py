@@ -15,8 +15,11 @@ from tests.mcp.conftest import eventually
 from tests.mcp.fake_mcp import fake_mcp_server
 from tests.support.fake_provider import Reply
 
+# Quick polls and reconnects. The poll's timeout stays generous: on a busy 2-core machine the MCP
+# server's answer to tools/list can take over a second, and a poll that times out drops the tools
+# mid-test. An outage here is a stopped server (refused at once), not a slow one.
 FAST = {"MCP_ENABLE": "true", "MCP_MAX_RETRIES": "2", "MCP_INITIAL_BACKOFF": "50ms", "MCP_RETRY_INTERVAL": "100ms",
-        "MCP_RECONNECT_INTERVAL": "200ms", "MCP_POLLING_INTERVAL": "200ms", "MCP_POLLING_TIMEOUT": "1s",
+        "MCP_RECONNECT_INTERVAL": "200ms", "MCP_POLLING_INTERVAL": "200ms", "MCP_POLLING_TIMEOUT": "10s",
         "MCP_DIAL_TIMEOUT": "500ms"}
 
 
