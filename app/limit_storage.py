@@ -72,12 +72,6 @@ class RedisScript:
         self.sha = hashlib.sha1(source if isinstance(source, bytes) else source.encode()).hexdigest()
         self._pipe: RedisPipe | None | bool = False  # False: not looked up yet (after the fork)
         self._script = None
-        # Imported here, with a Redis storage: redis-py and hiredis cost each process about 6 MB.
-        from redis.exceptions import ResponseError
-
-        from app.redis_pipe import shared_pipe
-
-        self._shared_pipe, self._response_error = shared_pipe, ResponseError
 
     def __call__(self, keys: list[str], args: list, *, prefixed: bool = False):
         storage = self.storage
@@ -85,14 +79,12 @@ class RedisScript:
         try:
             pipe = self._pipe
             if pipe is False:
-                pipe = self._pipe = self._shared_pipe(storage)
+                # Imported with a Redis storage only: redis-py and hiredis cost each process about 6 MB.
+                from app.redis_pipe import shared_pipe
+
+                pipe = self._pipe = shared_pipe(storage)
             if pipe is not None:
-                try:
-                    return pipe.call("EVALSHA", self.sha, len(names), *names, *args)
-                except self._response_error as exc:
-                    if not str(exc).startswith("NOSCRIPT"):
-                        raise
-                    return pipe.call("EVAL", self.source, len(names), *names, *args)
+                return pipe.evalsha(self.sha, self.source, names, args)
             if self._script is None:
                 self._script = storage.get_connection().register_script(self.source)
             return self._script(keys=names, args=args, client=storage.get_connection())

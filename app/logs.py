@@ -71,7 +71,7 @@ class TextFormatter(logging.Formatter):
 
     def line(self, created: float, level: str, name: str, message: str, fields: dict[str, Any],
              exception: str | None = None) -> str:
-        extras = _escaped(" ".join(f"{k}={v}" for k, v in sorted(fields.items()) if not k.startswith("_")))
+        extras = _escaped(" ".join(f"{k}={v}" for k, v in sorted(fields.items())))
         line = f"{time.strftime('%H:%M:%S', time.localtime(created))} {level:<7} {name}: {_escaped(message)}"
         if extras:
             line += f"  [{extras}]"

@@ -75,15 +75,15 @@ def shared_pipe(storage: Any) -> RedisPipe | None:
 
 
 class _Link:
-    """One connection: the socket, the calls sent and not yet answered (in order), the calls not yet sent."""
+    """One connection: the socket, every call waiting for its answer (in order: those sent, then the
+    `queue` of those not yet sent; a queue exists only while a batch is out)."""
 
-    __slots__ = ("closed", "queue", "reader", "sock", "unanswered", "waiting")
+    __slots__ = ("closed", "queue", "reader", "sock", "waiting")
 
     def __init__(self, sock: socket.socket):
         self.sock = sock
         self.waiting: deque[AsyncResult] = deque()
         self.queue: list[bytes] = []
-        self.unanswered = 0
         self.reader: gevent.Greenlet | None = None
         self.closed = False
 
@@ -107,21 +107,25 @@ class RedisPipe:
         command = hiredis.pack_command(args)  # first: a value it cannot pack must not leave a waiter unpaired
         link = self._link or self._connect()
         waiter = AsyncResult()
+        busy = bool(link.waiting)  # a batch is out: this goes with the next one
         link.waiting.append(waiter)
-        if link.unanswered or link.queue:  # a batch is out: this goes with the next one
+        if busy:
             link.queue.append(command)
         else:
-            link.unanswered = 1
             self._send(link, command)
         reply = waiter.get()
         if isinstance(reply, hiredis.ReplyError):
             raise redis_errors.ResponseError(str(reply))
         return reply
 
-    def close(self) -> None:
-        link, self._link = self._link, None
-        if link is not None:
-            self._drop(link, redis_errors.ConnectionError("Redis pipe closed"))
+    def evalsha(self, sha: str, source: str | bytes, keys: list[str], args: list) -> Any:
+        """A Lua script by its SHA1, sent whole if Redis has forgotten it (NOSCRIPT)."""
+        try:
+            return self.call("EVALSHA", sha, len(keys), *keys, *args)
+        except redis_errors.ResponseError as exc:
+            if not str(exc).startswith("NOSCRIPT"):
+                raise
+            return self.call("EVAL", source, len(keys), *keys, *args)
 
     # -- the connection ------------------------------------------------------------------------------
     def _connect(self) -> _Link:
@@ -146,8 +150,6 @@ class RedisPipe:
     def _open_and_greet(self) -> socket.socket:
         try:
             sock = self._open_socket()
-        except redis_errors.TimeoutError:
-            raise
         except OSError as exc:
             raise redis_errors.ConnectionError(f"Error connecting to Redis at {self._where()}: {exc}") from None
         try:
@@ -214,7 +216,7 @@ class RedisPipe:
                 try:
                     data = sock.recv(READ_SIZE)
                 except TimeoutError:
-                    if link.unanswered:
+                    if waiting:
                         error = redis_errors.TimeoutError(f"Timeout reading from Redis at {self._where()}")
                         break
                     continue
@@ -224,12 +226,10 @@ class RedisPipe:
                 reader.feed(data)
                 reply = reader.gets()
                 while reply is not False:
-                    link.unanswered -= 1
                     waiting.popleft().set(reply)
                     reply = reader.gets()
-                if not link.unanswered and link.queue:
+                if link.queue and len(waiting) == len(link.queue):  # the batch out is answered
                     batch, link.queue = link.queue, []
-                    link.unanswered = len(batch)
                     self._send(link, b"".join(batch))
         except OSError as exc:
             error = redis_errors.ConnectionError(f"Error reading from Redis at {self._where()}: {exc}")
@@ -248,7 +248,6 @@ class RedisPipe:
             self._link = None
         waiting, link.waiting = link.waiting, deque()
         link.queue = []
-        link.unanswered = 0
         for waiter in waiting:
             waiter.set_exception(error)
         try:
