@@ -56,6 +56,7 @@ from requests.structures import CaseInsensitiveDict
 from requests.utils import check_header_validity
 
 from app.errors import UpstreamError, UpstreamTimeout, UpstreamUnreachable
+from app.upstream.arrived import arrived
 from app.upstream.clock import UpstreamClock, upstream_clock, waiting_for_providers
 from app.upstream.deadline import Deadline
 from app.upstream.proxies import ProxyRules
@@ -239,7 +240,8 @@ class Upstream:
 
     # -- reading ------------------------------------------------------------------------------
     def iter_body(self, response: requests.Response, *, decode: bool = True) -> Iterator[bytes]:
-        """Yield the body as the server sends it: each chunk as soon as it arrives, nothing buffered.
+        """Yield the body as the server sends it: each chunk as soon as it arrives, nothing buffered
+        (chunks that arrived together are yielded together: app/upstream/arrived.py).
 
         `decode=True` undoes gzip / deflate in bounded pieces and bounds each event of an event
         stream (see the module docstring); `decode=False` yields the bytes exactly as sent (still
@@ -247,7 +249,7 @@ class Upstream:
         """
         raw = response.raw
         if raw.chunked and raw.supports_chunked_reads():
-            chunks = raw.read_chunked(decode_content=False)
+            chunks = arrived(raw.read_chunked(decode_content=False), raw)  # the chunks already here, in one
         else:
             chunks = iter(lambda: raw.read1(READ_SIZE, decode_content=False), b"")
         if decode:
