@@ -77,14 +77,21 @@ ERROR_KEY = "gateway.error"
 
 def send(signal: Signal, app: Flask, **kwargs: Any) -> None:
     """Send `signal` from `app` in an app context (pushed if none is active). A receiver's
-    failure is logged, never raised: it must not break the completion it hears about."""
+    failure is logged, never raised, and the other receivers still hear the signal: it must not
+    break the completion it hears about. (Receivers are called directly, as blinker's `send`
+    would call them, without its per-call checks for async receivers, which the gateway has none of.)"""
     if not signal.receivers:
         return
-    try:
-        if has_app_context():
-            signal.send(app, **kwargs)
-        else:
-            with app.app_context():
-                signal.send(app, **kwargs)
-    except Exception:
-        log.exception("a %s receiver failed", signal.name)
+    if has_app_context():
+        _deliver(signal, app, kwargs)
+    else:
+        with app.app_context():
+            _deliver(signal, app, kwargs)
+
+
+def _deliver(signal: Signal, app: Flask, kwargs: dict[str, Any]) -> None:
+    for receiver in signal.receivers_for(app):
+        try:
+            receiver(app, **kwargs)
+        except Exception:
+            log.exception("a %s receiver failed", signal.name)
