@@ -24,7 +24,7 @@ from __future__ import annotations
 import hashlib
 import time
 from collections.abc import Callable
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 from limits.errors import StorageError
 from limits.storage import RedisClusterStorage, RedisStorage, Storage, storage_from_string
@@ -74,22 +74,47 @@ class RedisScript:
         self._script = None
 
     def __call__(self, keys: list[str], args: list, *, prefixed: bool = False):
-        storage = self.storage
-        names = keys if prefixed else [storage.prefixed_key(key) if key else "" for key in keys]
+        names = self._names(keys, prefixed)
         try:
-            pipe = self._pipe
-            if pipe is False:
-                # Imported with a Redis storage only: redis-py and hiredis cost each process about 6 MB.
-                from app.redis_pipe import shared_pipe
-
-                pipe = self._pipe = shared_pipe(storage)
+            pipe = self._shared_pipe()
             if pipe is not None:
                 return pipe.evalsha(self.sha, self.source, names, args)
-            if self._script is None:
-                self._script = storage.get_connection().register_script(self.source)
-            return self._script(keys=names, args=args, client=storage.get_connection())
-        except storage.base_exceptions as exc:
+            return self._redis_py(names, args)
+        except self.storage.base_exceptions as exc:
             raise StorageError(exc) from exc
+
+    def post(self, keys: list[str], args: list, failed: Callable[[StorageError], None]) -> None:
+        """Run the script without waiting for its answer where the worker's pipe carries it (a write
+        whose result nobody needs, made after the client has its answer); elsewhere it runs as a
+        call. If Redis cannot be reached or answers an error, `failed` gets the StorageError, at once
+        or from the pipe's reader later."""
+        names = self._names(keys, False)
+        try:
+            pipe = self._shared_pipe()
+            if pipe is not None:
+                pipe.post_evalsha(lambda error: failed(StorageError(error)), self.sha, self.source, names, args)
+            else:
+                self._redis_py(names, args)
+        except self.storage.base_exceptions as exc:
+            failed(StorageError(exc))
+
+    def _names(self, keys: list[str], prefixed: bool) -> list[str]:
+        storage = self.storage
+        return keys if prefixed else [storage.prefixed_key(key) if key else "" for key in keys]
+
+    def _shared_pipe(self) -> RedisPipe | None:
+        pipe = self._pipe
+        if pipe is False:
+            # Imported with a Redis storage only: redis-py and hiredis cost each process about 6 MB.
+            from app.redis_pipe import shared_pipe
+
+            pipe = self._pipe = shared_pipe(self.storage)
+        return pipe
+
+    def _redis_py(self, names: list[str], args: list) -> Any:
+        if self._script is None:
+            self._script = self.storage.get_connection().register_script(self.source)
+        return self._script(keys=names, args=args, client=self.storage.get_connection())
 
 
 class StorageBreaker:

@@ -15,7 +15,9 @@ other storages (`memory://` is in-process, so its steps cost no round trip):
 
 `charge` adds a completion's tokens to the token window once they are known (on Redis: `limits`'
 own increment script, through the same RedisScript). In a gevent worker both scripts go out with
-the other requests' calls of the moment on one shared connection (app/redis_pipe.py).
+the other requests' calls of the moment on one shared connection (app/redis_pipe.py); the charge,
+made once the client has its answer, is posted there without waiting for Redis's reply (a later
+call of the worker goes out after it, so it sees it; a failure reaches the `failed` callback).
 
 Before, flask-limiter and the token budget made six round trips for this (the token window, one
 increment per request window, then a count and a TTL for the headers). The keys and their
@@ -28,9 +30,11 @@ Redis Cluster (keys of one request in different slots) takes the step-by-step pa
 from __future__ import annotations
 
 import time
+from collections.abc import Callable
 from dataclasses import dataclass
 
 from limits import RateLimitItem
+from limits.errors import StorageError
 from limits.storage import RedisStorage, Storage
 
 from app.limit_storage import RedisScript, plain_redis
@@ -134,10 +138,15 @@ class LimitWindows:
                 break
         return Tally(shown=shown)
 
-    def charge(self, subject_key: str, tokens: int) -> None:
-        """Add a completion's tokens to the subject's token window (StorageError if unreachable)."""
+    def charge(self, subject_key: str, tokens: int, failed: Callable[[StorageError], None]) -> None:
+        """Add a completion's tokens to the subject's token window; `failed` gets the StorageError
+        if the storage cannot be reached (on Redis in a gevent worker, possibly after this returns:
+        the charge is posted, not waited for)."""
         assert self.tokens is not None
-        self.storage.incr(self.token_key(subject_key), self.tokens.get_expiry(), tokens)
+        try:
+            self.storage.incr(self.token_key(subject_key), self.tokens.get_expiry(), tokens)
+        except StorageError as exc:
+            failed(exc)
 
 
 class RedisLimitWindows(LimitWindows):
@@ -165,6 +174,6 @@ class RedisLimitWindows(LimitWindows):
                 shown = window
         return Tally(shown=shown)
 
-    def charge(self, subject_key: str, tokens: int) -> None:
+    def charge(self, subject_key: str, tokens: int, failed: Callable[[StorageError], None]) -> None:
         assert self.tokens is not None
-        self.charge_script([self.token_key(subject_key)], [self.tokens.get_expiry(), tokens])
+        self.charge_script.post([self.token_key(subject_key)], [self.tokens.get_expiry(), tokens], failed)

@@ -28,7 +28,8 @@ How a request is counted:
   smallest window (of the refusing one on a 429), from the figures that same call returned.
 - A storage failure: RATE_LIMIT_FAIL_OPEN=true serves without limits (the alarm logs one line
   per 10 s), false answers 503 (`rate_limit_storage_unavailable`).
-- The tokens a completion used are charged once known (one storage call, after the answer).
+- The tokens a completion used are charged once known (one storage call, after the answer; in a
+  gevent worker on Redis it is posted, not waited for: app/limit_windows.py).
 """
 from __future__ import annotations
 
@@ -37,6 +38,7 @@ import math
 import time
 from collections.abc import Mapping
 from contextvars import ContextVar
+from functools import partial
 from typing import Any
 
 from flask import Flask, Response, has_request_context, request
@@ -245,7 +247,4 @@ class RateLimits:
         if self.breaker.open:  # the storage failed moments ago: not charged, counted in the alarm's next line
             self.alarm.unlogged += 1
             return
-        try:
-            self.windows.charge(key, tokens)
-        except StorageError as exc:
-            self.failed(f"{tokens} tokens not charged", exc)
+        self.windows.charge(key, tokens, partial(self.failed, f"{tokens} tokens not charged"))

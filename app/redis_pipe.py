@@ -14,6 +14,10 @@ Here the calls of concurrent requests share one connection and go out together:
   write, a read and a wake-up is shared by every request of the batch, in the worker and in Redis.
 - Each caller still waits for its own answer before it goes on, so what a request counts is in
   Redis before the request is served: limits stay exact across workers and hosts.
+- `post` is for a write made once the client has its answer (a completion's token charge): it
+  takes its place in line like any call, but its caller does not wait for the answer; only an
+  error is handed back, to a callback. The worker's later calls go out after it on the same
+  connection, so they see it.
 - Commands are packed and answers parsed by hiredis (C).
 
 Failures are redis-py's exceptions, so the callers' handling (StorageError, the breaker,
@@ -30,6 +34,7 @@ from __future__ import annotations
 
 import os
 from collections import deque
+from collections.abc import Callable
 from typing import Any
 
 import gevent
@@ -74,6 +79,22 @@ def shared_pipe(storage: Any) -> RedisPipe | None:
     return pipe
 
 
+class _Posted:
+    """The place in line of a command nobody waits for: only an error is handed on."""
+
+    __slots__ = ("failed",)
+
+    def __init__(self, failed: Callable[[redis_errors.RedisError], None]):
+        self.failed = failed
+
+    def set(self, reply: Any) -> None:
+        if isinstance(reply, hiredis.ReplyError):
+            self.failed(redis_errors.ResponseError(str(reply)))
+
+    def set_exception(self, error: redis_errors.RedisError) -> None:
+        self.failed(error)
+
+
 class _Link:
     """One connection: the socket, every call waiting for its answer (in order: those sent, then the
     `queue` of those not yet sent; a queue exists only while a batch is out)."""
@@ -82,7 +103,7 @@ class _Link:
 
     def __init__(self, sock: socket.socket):
         self.sock = sock
-        self.waiting: deque[AsyncResult] = deque()
+        self.waiting: deque[AsyncResult | _Posted] = deque()
         self.queue: list[bytes] = []
         self.reader: gevent.Greenlet | None = None
         self.closed = False
@@ -105,18 +126,19 @@ class RedisPipe:
     def call(self, *args: Any) -> Any:
         """Send one command with the others of this moment and wait for its answer."""
         command = hiredis.pack_command(args)  # first: a value it cannot pack must not leave a waiter unpaired
-        link = self._link or self._connect()
         waiter = AsyncResult()
-        busy = bool(link.waiting)  # a batch is out: this goes with the next one
-        link.waiting.append(waiter)
-        if busy:
-            link.queue.append(command)
-        else:
-            self._send(link, command)
+        self._enqueue(self._link or self._connect(), command, waiter)
         reply = waiter.get()
         if isinstance(reply, hiredis.ReplyError):
             raise redis_errors.ResponseError(str(reply))
         return reply
+
+    def post(self, failed: Callable[[redis_errors.RedisError], None], *args: Any) -> None:
+        """Send one command with the others of this moment without waiting for its answer: it goes
+        out in order with them, and an error answer or a lost connection is handed to `failed`
+        (in the pipe's reader, later). A connection that cannot be made raises here, as for `call`."""
+        command = hiredis.pack_command(args)
+        self._enqueue(self._link or self._connect(), command, _Posted(failed))
 
     def evalsha(self, sha: str, source: str | bytes, keys: list[str], args: list) -> Any:
         """A Lua script by its SHA1, sent whole if Redis has forgotten it (NOSCRIPT)."""
@@ -126,6 +148,25 @@ class RedisPipe:
             if not str(exc).startswith("NOSCRIPT"):
                 raise
             return self.call("EVAL", source, len(keys), *keys, *args)
+
+    def post_evalsha(self, failed: Callable[[redis_errors.RedisError], None], sha: str, source: str | bytes,
+                     keys: list[str], args: list) -> None:
+        """`evalsha` without waiting for the answer (see `post`)."""
+        def answered(error: redis_errors.RedisError) -> None:
+            if isinstance(error, redis_errors.ResponseError) and str(error).startswith("NOSCRIPT"):
+                self.post(failed, "EVAL", source, len(keys), *keys, *args)
+            else:
+                failed(error)
+
+        self.post(answered, "EVALSHA", sha, len(keys), *keys, *args)
+
+    def _enqueue(self, link: _Link, command: bytes, waiter: AsyncResult | _Posted) -> None:
+        busy = bool(link.waiting)  # a batch is out: this goes with the next one
+        link.waiting.append(waiter)
+        if busy:
+            link.queue.append(command)
+        else:
+            self._send(link, command)
 
     # -- the connection ------------------------------------------------------------------------------
     def _connect(self) -> _Link:

@@ -12,6 +12,7 @@ import time
 from concurrent.futures import ThreadPoolExecutor
 
 import gevent
+import gevent.event
 import pytest
 import redis
 from redis import exceptions as redis_errors
@@ -167,6 +168,51 @@ def test_the_database_and_a_wrong_password_are_honoured(own_redis):
     finally:
         server.execute_command("AUTH", "s3cret-pass")
         server.config_set("requirepass", "")
+
+
+def test_posted_commands_go_out_in_line_and_only_their_errors_come_back(own_redis):
+    """A posted write (the token charge) is not waited for, but the worker's next calls see it,
+    and an error answer reaches its callback, not another caller."""
+    pipe = own_pipe(own_redis)
+    pipe.call("SET", "text", "not a number")
+    errors: list[Exception] = []
+
+    def caller(n: int) -> int:
+        pipe.post(errors.append, "INCRBY", f"charged-{n}", n + 1)
+        if n % 10 == 0:
+            pipe.post(errors.append, "INCR", "text")
+        return int(pipe.call("GET", f"charged-{n}"))
+
+    assert in_greenlets(caller, range(100)) == [n + 1 for n in range(100)]  # each call saw the post before it
+    assert [type(error) for error in errors] == [redis_errors.ResponseError] * 10
+    assert all("not an integer" in str(error) for error in errors)
+
+
+def test_a_posted_script_that_redis_forgot_is_sent_whole(own_redis):
+    pipe = own_pipe(own_redis)
+    source = "return redis.call('incrby', KEYS[1], ARGV[1])"
+    sha = redis.Redis(unix_socket_path=str(own_redis.socket)).script_load(source)
+    errors: list[Exception] = []
+    pipe.post_evalsha(errors.append, sha, source, ["posted"], [3])
+    assert pipe.call("GET", "posted") == b"3"
+    pipe.call("SCRIPT", "FLUSH")
+    pipe.post_evalsha(errors.append, sha, source, ["posted"], [4])  # NOSCRIPT: sent again as EVAL
+    pipe.call("PING")  # answered after the NOSCRIPT, when the EVAL is already in line
+    assert pipe.call("GET", "posted") == b"7"
+    assert errors == []
+
+
+def test_a_posted_command_on_a_redis_that_stops_answering_reports_the_timeout(own_redis):
+    pipe = own_pipe(own_redis, timeout=0.3)
+    assert pipe.call("PING") == b"PONG"
+    reported = gevent.event.AsyncResult()
+    own_redis.process.send_signal(19)  # SIGSTOP
+    try:
+        pipe.post(reported.set, "INCR", "n")
+        assert isinstance(reported.get(timeout=10), redis_errors.TimeoutError)
+    finally:
+        own_redis.process.send_signal(18)  # SIGCONT
+    assert pipe.call("PING") == b"PONG"
 
 
 def in_greenlets(function, values) -> list:
