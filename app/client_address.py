@@ -5,9 +5,12 @@ TRUSTED_PROXIES names the proxies (nginx in front) whose X-Forwarded-For counts.
 
 from __future__ import annotations
 
+import functools
 import ipaddress
 from collections.abc import Iterable, Mapping
 from typing import Any
+
+COUNTED_FORMS = 16384  # client addresses whose counted form is kept (a few MB at most)
 
 
 class ClientAddress:
@@ -47,13 +50,19 @@ class ClientAddress:
     def counted(self, environ: Mapping[str, Any]) -> str:
         """The address limits count: an IPv4 address, or an IPv6 client's /64 network (one host
         usually holds a whole /64, so counting single IPv6 addresses would limit nothing)."""
-        address = self(environ)
-        try:
-            ip = ipaddress.ip_address(address)
-        except ValueError:
-            return address
-        if ip.version == 4:
-            return str(ip)
-        if ip.ipv4_mapped is not None:
-            return str(ip.ipv4_mapped)
-        return str(ipaddress.ip_network(f"{ip}/64", strict=False))
+        return counted_form(self(environ))
+
+
+@functools.lru_cache(maxsize=COUNTED_FORMS)
+def counted_form(address: str) -> str:
+    """`address` as the limits count it (see `ClientAddress.counted`); the answers for the most
+    recent addresses are kept, so a returning client's address is parsed once."""
+    try:
+        ip = ipaddress.ip_address(address)
+    except ValueError:
+        return address
+    if ip.version == 4:
+        return str(ip)
+    if ip.ipv4_mapped is not None:
+        return str(ip.ipv4_mapped)
+    return str(ipaddress.ip_network(f"{ip}/64", strict=False))

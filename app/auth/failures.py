@@ -89,8 +89,8 @@ class AuthFailures:
                  ";".join(str(item) for item in self.items), f" on /{self.blueprint}" if self.blueprint else "")
 
     def _applies(self) -> bool:
-        headers = request.headers
-        return (("Authorization" in headers or "X-Api-Key" in headers) and not is_public(request.path)
+        environ = request.environ  # a credential's headers, looked up without building werkzeug's Headers
+        return (("HTTP_AUTHORIZATION" in environ or "HTTP_X_API_KEY" in environ) and not is_public(request.path)
                 and (self.blueprint is None or request.blueprint == self.blueprint))
 
     def refuse_blocked(self) -> None:
