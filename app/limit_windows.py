@@ -3,8 +3,8 @@
     windows = LimitWindows.open(storage, request_items, tokens_item)
     tally = windows.count(key)      # Tally: refused by tokens / by a request window, or counted
 
-What one `count` does, atomically on Redis (one Lua script, one round trip) and step by step on
-other storages (`memory://` is in-process, so its steps cost no round trip):
+What one `count` does, atomically on Redis (one Lua script, one round trip), in a dict of the
+process on `memory://` (`MemoryLimitWindows`), and step by step on other storages:
 
 1. The subject's token window (RATE_LIMIT_TOKENS_PER_MINUTE), if any, is read. Used up: refused,
    and no request window is touched (a request refused for tokens spends no request budget).
@@ -29,13 +29,14 @@ Redis Cluster (keys of one request in different slots) takes the step-by-step pa
 
 from __future__ import annotations
 
+import threading
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
 
 from limits import RateLimitItem
 from limits.errors import StorageError
-from limits.storage import RedisStorage, Storage
+from limits.storage import MemoryStorage, RedisStorage, Storage
 
 from app.limit_storage import RedisScript, plain_redis
 
@@ -114,6 +115,8 @@ class LimitWindows:
         redis_storage = plain_redis(storage)
         if redis_storage is not None:
             return RedisLimitWindows(redis_storage, items, tokens)
+        if isinstance(storage, MemoryStorage):
+            return MemoryLimitWindows(storage, items, tokens)
         return cls(storage, items, tokens)
 
     def token_key(self, subject_key: str) -> str:
@@ -177,3 +180,66 @@ class RedisLimitWindows(LimitWindows):
     def charge(self, subject_key: str, tokens: int, failed: Callable[[StorageError], None]) -> None:
         assert self.tokens is not None
         self.charge_script.post([self.token_key(subject_key)], [self.tokens.get_expiry(), tokens], failed)
+
+
+TOKENS = -1  # MemoryLimitWindows: the token window's place in a key
+
+
+class MemoryLimitWindows(LimitWindows):
+    """`memory://`: the same fixed windows in a dict of this process, {(subject, window): [count,
+    ends at]} (window: the request window's index, or TOKENS for the token window).
+
+    `limits`' MemoryStorage takes a lock per key and, on each increment, checks (and every 10 ms
+    restarts) a timer thread that purges expired keys; under gevent each of those is a greenlet
+    switch. Here a window that has ended is replaced when it is next counted, and ended windows
+    are swept out at most every SWEEP_INTERVAL seconds. `clock` is injectable (tests)."""
+
+    SWEEP_INTERVAL = 10.0
+
+    def __init__(self, storage: Storage, items: list[RateLimitItem], tokens: RateLimitItem | None,
+                 clock: Callable[[], float] = time.time):
+        super().__init__(storage, items, tokens)
+        self.clock = clock
+        self.windows: dict[tuple[str, int], list] = {}
+        self._lock = threading.Lock()  # a counter is read, then written (threads outside gevent)
+        self._next_sweep = clock() + self.SWEEP_INTERVAL
+        self._request_windows = [(n, item, item.get_expiry()) for n, item in enumerate(self.items)]
+
+    def count(self, subject_key: str) -> Tally:
+        now = self.clock()
+        windows = self.windows
+        with self._lock:
+            if now >= self._next_sweep:
+                self._sweep(now)
+            if self.tokens is not None:
+                used = windows.get((subject_key, TOKENS))
+                if used is not None and used[1] > now and used[0] >= self.tokens.amount:
+                    return Tally(tokens=Window(self.tokens, used[0], used[1]))
+            shown = None
+            for n, item, expiry in self._request_windows:
+                key = (subject_key, n)
+                window = windows.get(key)
+                if window is None or window[1] <= now:
+                    window = windows[key] = [0, now + expiry]
+                window[0] += 1
+                counted = Window(item, window[0], window[1])
+                if shown is None or counted.over:
+                    shown = counted
+                if counted.over:
+                    break
+        return Tally(shown=shown)
+
+    def charge(self, subject_key: str, tokens: int, failed: Callable[[StorageError], None]) -> None:
+        assert self.tokens is not None
+        now = self.clock()
+        key = (subject_key, TOKENS)
+        with self._lock:
+            window = self.windows.get(key)
+            if window is None or window[1] <= now:
+                window = self.windows[key] = [0, now + self.tokens.get_expiry()]
+            window[0] += tokens
+
+    def _sweep(self, now: float) -> None:
+        for key in [key for key, (_, ends) in self.windows.items() if ends <= now]:
+            del self.windows[key]
+        self._next_sweep = now + self.SWEEP_INTERVAL

@@ -6,6 +6,7 @@ the same requests on `memory://`, which must answer alike.
 
 from __future__ import annotations
 
+import pytest
 import redis
 
 PROBE = "/openapi.yaml"
@@ -64,3 +65,75 @@ def test_a_refusal_by_the_hour_window_is_still_counted_in_the_minute_window(make
     counts = {key.split("/")[-1]: int(server.get(key)) for key in server.scan_iter("windows:*")}
     assert counts == {"minute": 3, "hour": 3}
     assert all(0 < server.ttl(key) <= 3600 for key in server.scan_iter("windows:*"))
+
+
+# -- memory:// in the process's own dict (MemoryLimitWindows) ----------------------------------------
+
+class Clock:
+    def __init__(self, now: float = 1_000_000.0):
+        self.now = now
+
+    def __call__(self) -> float:
+        return self.now
+
+
+def memory_windows(request_limits: str, tokens: int | None, clock: Clock):
+    from limits import RateLimitItemPerMinute, parse_many
+    from limits.storage import MemoryStorage
+
+    from app.limit_windows import LimitWindows, MemoryLimitWindows
+
+    storage = MemoryStorage()
+    items, token_item = parse_many(request_limits), RateLimitItemPerMinute(tokens) if tokens else None
+    opened = LimitWindows.open(storage, items, token_item)
+    assert isinstance(opened, MemoryLimitWindows)  # memory:// takes the dict, not limits' storage
+    return MemoryLimitWindows(storage, items, token_item, clock=clock), LimitWindows(storage, items, token_item)
+
+
+def summary(tally) -> tuple:
+    shown = tally.tokens or tally.shown
+    return tally.refused, bool(tally.tokens), str(shown.item), shown.count
+
+
+def test_memory_windows_count_as_limits_storage_does_and_end_on_time():
+    clock = Clock()
+    windows, step_by_step = memory_windows("3/minute;5/hour", None, clock)
+    answers = [summary(windows.count("ip:a")) for _ in range(7)]
+    assert answers == [summary(step_by_step.count("ip:a")) for _ in range(7)]
+    assert answers == [(False, False, "3 per 1 minute", 1), (False, False, "3 per 1 minute", 2),
+                       (False, False, "3 per 1 minute", 3), (True, False, "3 per 1 minute", 4),
+                       (True, False, "3 per 1 minute", 5), (True, False, "3 per 1 minute", 6),
+                       (True, False, "3 per 1 minute", 7)]
+    assert windows.count("ip:b").refused is False  # another subject has windows of its own
+    first = windows.count("ip:a").shown
+    assert first.reset == clock.now + 60
+    clock.now += 60  # the minute window has ended: counting starts again; the hour's goes on
+    again = windows.count("ip:a")
+    assert summary(again) == (False, False, "3 per 1 minute", 1) and again.shown.reset == clock.now + 60
+    assert windows.count("ip:a").shown.count == 2
+    # the hour window counted the 3 requests the minute window let through, and these 3
+    assert summary(windows.count("ip:a")) == (True, False, "5 per 1 hour", 6)
+
+
+def test_memory_token_window_refuses_once_used_up_and_spends_no_request():
+    clock = Clock()
+    windows, _ = memory_windows("100/minute", 50, clock)
+    windows.charge("sub:k", 30, failed=pytest.fail)
+    assert windows.count("sub:k").refused is False
+    windows.charge("sub:k", 25, failed=pytest.fail)
+    refused = windows.count("sub:k")
+    assert refused.refused and refused.tokens.count == 55 and refused.tokens.reset == clock.now + 60
+    assert windows.count("sub:k").tokens is not None
+    clock.now += 61
+    assert windows.count("sub:k").shown.count == 1  # a new minute; the refused requests were not counted
+
+
+def test_ended_memory_windows_are_swept_out():
+    clock = Clock()
+    windows, _ = memory_windows("10/minute", None, clock)
+    for n in range(100):
+        windows.count(f"ip:{n}")
+    assert len(windows.windows) == 100
+    clock.now += 61
+    windows.count("ip:new")
+    assert list(windows.windows) == [next(iter(windows.windows))] and len(windows.windows) == 1
