@@ -157,15 +157,23 @@ class RedisLimitWindows(LimitWindows):
 
     def __init__(self, storage: RedisStorage, items: list[RateLimitItem], tokens: RateLimitItem | None):
         super().__init__(storage, items, tokens)
+        # each window's key around the subject, as `RateLimitItem.key_for(subject, SCOPE)` writes it
+        self._key_parts = [_key_parts(item, "", SCOPE) for item in self.items]
+        self._token_parts = _key_parts(tokens, TOKENS_NAMESPACE, "") if tokens else None
         self.script = RedisScript(storage, COUNT_SCRIPT)
         self.charge_script = RedisScript(storage, storage.SCRIPT_INCR_EXPIRE)  # limits' own increment
         self._args = [str(tokens.amount if tokens else 0)]
         for item in self.items:
             self._args += [str(item.amount), str(item.get_expiry())]
 
+    def token_key(self, subject_key: str) -> str:
+        assert self._token_parts is not None
+        head, tail = self._token_parts
+        return head + subject_key + tail
+
     def count(self, subject_key: str) -> Tally:
         keys = [self.token_key(subject_key) if self.tokens else ""]
-        keys += [item.key_for(subject_key, SCOPE) for item in self.items]
+        keys += [head + subject_key + tail for head, tail in self._key_parts]
         answer = self.script(keys, self._args)
         now = time.time()
         if answer[0] == -1:
@@ -180,6 +188,15 @@ class RedisLimitWindows(LimitWindows):
     def charge(self, subject_key: str, tokens: int, failed: Callable[[StorageError], None]) -> None:
         assert self.tokens is not None
         self.charge_script.post([self.token_key(subject_key)], [self.tokens.get_expiry(), tokens], failed)
+
+
+def _key_parts(item: RateLimitItem, before: str, after: str) -> tuple[str, str]:
+    """What `item.key_for(before, subject, after)` (an empty one left out) puts before and after
+    the subject: `<namespace>/[before/]` and `[/after]/<amount>/<multiples>/<granularity>`."""
+    marker = "\x00subject\x00"
+    key = item.key_for(*[part for part in (before, marker, after) if part])
+    head, _, tail = key.partition(marker)
+    return head, tail
 
 
 TOKENS = -1  # MemoryLimitWindows: the token window's place in a key

@@ -137,3 +137,23 @@ def test_ended_memory_windows_are_swept_out():
     clock.now += 61
     windows.count("ip:new")
     assert list(windows.windows) == [next(iter(windows.windows))] and len(windows.windows) == 1
+
+
+def test_redis_window_keys_are_the_ones_limits_writes(own_redis):
+    """Workers of earlier releases (and flask-limiter) count in the same keys: they must not move."""
+    from limits import RateLimitItemPerMinute, parse_many
+    from limits.storage import RedisStorage
+
+    from app.limit_windows import SCOPE, TOKENS_NAMESPACE, LimitWindows
+
+    items, tokens = parse_many("100/minute;1000/hour;5/2 seconds"), RateLimitItemPerMinute(70)
+    storage = RedisStorage(own_redis.url)
+    windows = LimitWindows.open(storage, items, tokens)
+    server = redis.Redis(unix_socket_path=str(own_redis.socket), decode_responses=True)
+    for subject in ("sub:key-1", "ip:10.0.0.1", "ip:2001:db8::/64", "sub:a/b"):
+        server.flushdb()
+        assert not windows.count(subject).refused
+        windows.charge(subject, 12, failed=pytest.fail)
+        expected = [tokens.key_for(TOKENS_NAMESPACE, subject)] + [item.key_for(subject, SCOPE) for item in items]
+        assert set(server.keys("*")) == {storage.prefixed_key(key) for key in expected}
+        assert int(server.get(storage.prefixed_key(expected[0]))) == 12
