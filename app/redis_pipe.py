@@ -32,6 +32,7 @@ threads of a test process), for `redis://` and `redis+unix://`; elsewhere the ca
 
 from __future__ import annotations
 
+import logging
 import os
 from collections import deque
 from collections.abc import Callable
@@ -44,6 +45,8 @@ from gevent.event import AsyncResult
 from gevent.lock import Semaphore
 from redis import exceptions as redis_errors
 from redis.connection import Connection, UnixDomainSocketConnection
+
+log = logging.getLogger("gateway.ratelimit")
 
 READ_SIZE = 65536
 CLIENT_NAME = "inference-gateway-limits"  # CLIENT LIST shows `name=inference-gateway-limits-<worker pid>`
@@ -80,7 +83,8 @@ def shared_pipe(storage: Any) -> RedisPipe | None:
 
 
 class _Posted:
-    """The place in line of a command nobody waits for: only an error is handed on."""
+    """The place in line of a command nobody waits for: only an error is handed on (a callback
+    that raises is logged: the reader that calls it serves every other call on the connection)."""
 
     __slots__ = ("failed",)
 
@@ -89,10 +93,13 @@ class _Posted:
 
     def set(self, reply: Any) -> None:
         if isinstance(reply, hiredis.ReplyError):
-            self.failed(redis_errors.ResponseError(str(reply)))
+            self.set_exception(redis_errors.ResponseError(str(reply)))
 
     def set_exception(self, error: redis_errors.RedisError) -> None:
-        self.failed(error)
+        try:
+            self.failed(error)
+        except Exception:
+            log.exception("a posted Redis command's failure could not be reported")
 
 
 class _Link:

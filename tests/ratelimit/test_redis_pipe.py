@@ -202,6 +202,18 @@ def test_a_posted_script_that_redis_forgot_is_sent_whole(own_redis):
     assert errors == []
 
 
+def test_a_posted_commands_callback_that_raises_leaves_the_connection_serving(own_redis, caplog):
+    pipe = own_pipe(own_redis)
+    pipe.call("SET", "text", "not a number")
+
+    def broken(error):
+        raise RuntimeError("callback bug")
+
+    pipe.post(broken, "INCR", "text")
+    assert in_greenlets(lambda n: pipe.call("ECHO", str(n)), range(20)) == [str(n).encode() for n in range(20)]
+    assert "callback bug" in caplog.text
+
+
 def test_a_posted_command_on_a_redis_that_stops_answering_reports_the_timeout(own_redis):
     pipe = own_pipe(own_redis, timeout=0.3)
     assert pipe.call("PING") == b"PONG"
