@@ -31,7 +31,7 @@ from __future__ import annotations
 
 import threading
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass
 
 from limits import RateLimitItem
@@ -102,6 +102,18 @@ class Tally:
         return self.tokens is not None or (self.shown is not None and self.shown.over)
 
 
+def shown_window(counted: Iterable[Window]) -> Window | None:
+    """The window for the headers, taking windows from `counted` (smallest first) only as far as
+    the first over its amount, which refuses (the windows after it are not counted); else the smallest."""
+    smallest = None
+    for window in counted:
+        if window.over:
+            return window
+        if smallest is None:
+            smallest = window
+    return smallest
+
+
 class LimitWindows:
     """The request windows (smallest first) and the token window of every subject, in one storage."""
 
@@ -131,15 +143,13 @@ class LimitWindows:
             used = storage.get(key)
             if used >= self.tokens.amount:
                 return Tally(tokens=Window(self.tokens, used, storage.get_expiry(key)))
-        shown = None
+        return Tally(shown=shown_window(self._counted(subject_key)))
+
+    def _counted(self, subject_key: str) -> Iterator[Window]:
+        storage = self.storage
         for item in self.items:
             key = item.key_for(subject_key, SCOPE)
-            window = Window(item, storage.incr(key, item.get_expiry(), 1), storage.get_expiry(key))
-            if shown is None or window.over:
-                shown = window
-            if window.over:
-                break
-        return Tally(shown=shown)
+            yield Window(item, storage.incr(key, item.get_expiry(), 1), storage.get_expiry(key))
 
     def charge(self, subject_key: str, tokens: int, failed: Callable[[StorageError], None]) -> None:
         """Add a completion's tokens to the subject's token window; `failed` gets the StorageError
@@ -178,12 +188,9 @@ class RedisLimitWindows(LimitWindows):
         now = time.time()
         if answer[0] == -1:
             return Tally(tokens=Window(self.tokens, int(answer[1]), now + max(int(answer[2]), 0) / 1000))
-        shown = None
-        for item, count, ttl_ms in zip(self.items, answer[0::2], answer[1::2], strict=False):
-            window = Window(item, int(count), now + max(int(ttl_ms), 0) / 1000)
-            if shown is None or window.over:
-                shown = window
-        return Tally(shown=shown)
+        return Tally(shown=shown_window(Window(item, int(count), now + max(int(ttl_ms), 0) / 1000)
+                                        for item, count, ttl_ms in zip(self.items, answer[0::2], answer[1::2],
+                                                                       strict=False)))
 
     def charge(self, subject_key: str, tokens: int, failed: Callable[[StorageError], None]) -> None:
         assert self.tokens is not None
@@ -224,37 +231,32 @@ class MemoryLimitWindows(LimitWindows):
 
     def count(self, subject_key: str) -> Tally:
         now = self.clock()
-        windows = self.windows
         with self._lock:
             if now >= self._next_sweep:
                 self._sweep(now)
             if self.tokens is not None:
-                used = windows.get((subject_key, TOKENS))
+                used = self.windows.get((subject_key, TOKENS))
                 if used is not None and used[1] > now and used[0] >= self.tokens.amount:
                     return Tally(tokens=Window(self.tokens, used[0], used[1]))
-            shown = None
-            for n, item, expiry in self._request_windows:
-                key = (subject_key, n)
-                window = windows.get(key)
-                if window is None or window[1] <= now:
-                    window = windows[key] = [0, now + expiry]
-                window[0] += 1
-                counted = Window(item, window[0], window[1])
-                if shown is None or counted.over:
-                    shown = counted
-                if counted.over:
-                    break
-        return Tally(shown=shown)
+            return Tally(shown=shown_window(self._counted_at(subject_key, now)))
+
+    def _counted_at(self, subject_key: str, now: float) -> Iterator[Window]:
+        for n, item, expiry in self._request_windows:
+            window = self._current((subject_key, n), now, expiry)
+            window[0] += 1
+            yield Window(item, window[0], window[1])
 
     def charge(self, subject_key: str, tokens: int, failed: Callable[[StorageError], None]) -> None:
         assert self.tokens is not None
-        now = self.clock()
-        key = (subject_key, TOKENS)
         with self._lock:
-            window = self.windows.get(key)
-            if window is None or window[1] <= now:
-                window = self.windows[key] = [0, now + self.tokens.get_expiry()]
-            window[0] += tokens
+            self._current((subject_key, TOKENS), self.clock(), self.tokens.get_expiry())[0] += tokens
+
+    def _current(self, key: tuple[str, int], now: float, expiry: int) -> list:
+        """The window `key` is counted in now: the running one, or a new one if it has ended."""
+        window = self.windows.get(key)
+        if window is None or window[1] <= now:
+            window = self.windows[key] = [0, now + expiry]
+        return window
 
     def _sweep(self, now: float) -> None:
         for key in [key for key, (_, ends) in self.windows.items() if ends <= now]:
