@@ -11,7 +11,7 @@ import json
 
 import pytest
 
-from tests.foundation.test_tls import self_signed
+from tests.support.certificates import self_signed
 
 REFUSED = [
     # (environment, the variable the one line must name)
