@@ -69,10 +69,6 @@ def seconds_until(timestamp: float) -> int:
     return max(1, math.ceil(timestamp - time.time()))
 
 
-def forget_response_key() -> None:
-    RESPONSE_KEY.set(None)
-
-
 # The web console (app/console/): a few operators signed in with ADMIN_API_KEY, whose pages poll
 # every few seconds; counted against the address's request limit, an open chart would lock its
 # operator (and every client behind the same address) out. Its sign-in is limited by AUTH_FAILURE_LIMIT.
@@ -110,6 +106,9 @@ def window_headers(window: Window) -> dict[str, str]:
             "X-RateLimit-Reset": str(reset_at), "Retry-After": str(max(0, int(reset_at - time.time())))}
 
 
+WINDOW_HEADERS = frozenset(("x-ratelimit-limit", "x-ratelimit-remaining", "x-ratelimit-reset", "retry-after"))
+
+
 class RateLimits:
     def __init__(self, settings: Settings):
         self.request_limits = settings.rate_limit_default.strip()
@@ -133,7 +132,6 @@ class RateLimits:
         app.after_request(self.add_headers)
         app.register_error_handler(StorageError, self.storage_unavailable)  # fail closed only
         if self.tokens is not None:
-            app.after_request(self.forget_key_on_close)
             completion_usage.connect(self.charge_tokens, sender=app, weak=False)
         shared = "per worker process" if self.storage_uri.startswith("memory:") else "shared"
         log.info("rate limits on: %s per subject, %s tokens per minute; counted in %s storage (%s); "
@@ -156,6 +154,8 @@ class RateLimits:
     def count(self) -> None:
         """before_request: the token window and the request windows, in one storage call."""
         if request.endpoint is None or unlimited_request():
+            if self.tokens is not None:
+                RESPONSE_KEY.set(None)  # not this connection's previous request's key (see charge_tokens)
             return
         key = self.limit_key()
         if self.tokens is not None:
@@ -177,7 +177,12 @@ class RateLimits:
     def add_headers(self, response: Response) -> Response:
         window = request.environ.get(WINDOW_KEY)
         if window is not None:
-            response.headers.update(window_headers(window))
+            headers, values = response.headers, window_headers(window)
+            if any(name.lower() in WINDOW_HEADERS for name, _ in headers):  # a provider's own: ours replace them
+                for name in values:
+                    headers.remove(name)
+            for name, value in values.items():  # added, not set: set looks through every header for each
+                headers.add(name, value)
         return response
 
     def refusal(self, tally: Tally) -> RateLimited:
@@ -207,11 +212,6 @@ class RateLimits:
         """Every storage failure: the breaker opens, the alarm rings (at most every 10 s)."""
         self.breaker.trip()
         self.alarm.raise_alarm(consequence, exc)
-
-    def forget_key_on_close(self, response: Response) -> Response:
-        if RESPONSE_KEY.get() is not None:
-            response.call_on_close(forget_response_key)
-        return response
 
     # -- error handlers ----------------------------------------------------------------------------
     def storage_unavailable(self, exc: StorageError) -> Response:

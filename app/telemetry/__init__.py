@@ -26,12 +26,10 @@ def init_app(app: Flask, settings: Settings) -> None:
     """Install the request observer (outermost middleware) and the signal receivers."""
     if not settings.telemetry_enable:
         return
-    from flask import request_started
-
     from app import signals
     from app.telemetry.metrics import Metrics
     from app.telemetry.model_labels import ModelLabels
-    from app.telemetry.observer import RequestObserver, remember_route
+    from app.telemetry.observer import RequestObserver
 
     metrics = Metrics(ModelLabels(settings.telemetry_max_model_labels, settings.allowed_models))
     app.extensions[EXTENSION_KEY] = metrics
@@ -43,5 +41,4 @@ def init_app(app: Flask, settings: Settings) -> None:
     signals.upstream_fell_back.connect(metrics.on_upstream_fell_back, sender=app, weak=False)
     signals.circuit_changed.connect(metrics.on_circuit_changed, sender=app, weak=False)
     signals.retry_budget_exhausted.connect(metrics.on_retry_budget_exhausted, sender=app, weak=False)
-    request_started.connect(remember_route, sender=app, weak=False)
     app.wsgi_app = RequestObserver(app.wsgi_app, metrics)

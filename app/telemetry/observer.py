@@ -28,8 +28,6 @@ import time
 from collections.abc import Callable, Iterable, Iterator
 from typing import Any
 
-from flask import request
-
 from app.public_routes import is_public
 from app.signals import MODEL_KEY, PROVIDER_KEY
 from app.telemetry.metrics import Metrics
@@ -37,7 +35,7 @@ from app.upstream.transport import UpstreamClock, upstream_clock
 
 log = logging.getLogger("gateway.telemetry")
 
-ROUTE_KEY = "gateway.route"
+FLASK_REQUEST_KEY = "werkzeug.request"  # where werkzeug's Request (Flask's, with its url_rule) puts itself
 UNMATCHED = "unmatched"
 
 
@@ -53,7 +51,7 @@ class RequestObserver:
 
 
 class _Observation:
-    __slots__ = ("clock", "environ", "finished", "first_byte", "metrics", "started", "status", "stream")
+    __slots__ = ("clock", "environ", "finished", "first_byte", "metrics", "route", "started", "status", "stream")
 
     def __init__(self, metrics: Metrics, environ: dict[str, Any]):
         self.metrics = metrics
@@ -61,6 +59,7 @@ class _Observation:
         self.started = time.perf_counter()
         self.clock = UpstreamClock()
         self.status = "500"
+        self.route = UNMATCHED
         self.stream = False
         self.first_byte = 0.0
         self.finished = False
@@ -70,6 +69,7 @@ class _Observation:
 
         def observed_start_response(status: str, headers: list[tuple[str, str]], exc_info: Any = None) -> Any:
             self.status = status
+            self.route = matched_route(self.environ)  # Flask's request is still in the environ (not once it is closed)
             if _body_complete(headers):
                 headers.append(("Server-Timing", self.server_timing()))
             else:
@@ -104,7 +104,7 @@ class _Observation:
         elapsed_ms = (ended - self.started) * 1000
         environ = self.environ
         method = environ.get("REQUEST_METHOD", "")
-        route = environ.get(ROUTE_KEY, UNMATCHED)
+        route = self.route
         metrics = self.metrics
         metrics.gateway_overhead_by[method, route].observe(max(elapsed_ms - self.clock.waited * 1000, 0.0))
         provider = environ.get(PROVIDER_KEY)
@@ -159,7 +159,8 @@ def _body_complete(headers: list[tuple[str, str]]) -> bool:
     return length
 
 
-def remember_route(sender: Any, **_: Any) -> None:
-    """Flask `request_started` receiver: the matched route's rule, for the `request_path` label."""
-    rule = request.url_rule
-    request.environ[ROUTE_KEY] = rule.rule if rule is not None else UNMATCHED
+def matched_route(environ: dict[str, Any]) -> str:
+    """The rule of the route Flask matched (`/v1/chat/completions`), read off the request it keeps in
+    the environ while it serves it; `unmatched` for a path no route has."""
+    rule = getattr(environ.get(FLASK_REQUEST_KEY), "url_rule", None)
+    return rule.rule if rule is not None else UNMATCHED

@@ -40,6 +40,24 @@ def test_n_requests_pass_then_429_with_envelope_and_headers(make_app):
     assert time.time() < reset <= time.time() + 61
 
 
+def test_an_answers_own_limit_headers_give_way_to_the_gateways(make_app):
+    """A provider's answer relayed with its own X-RateLimit-* / Retry-After: the client sees one of
+    each, the gateway's (the limit it is counted against here)."""
+    app = limited_app(make_app)
+
+    def relayed():
+        return "{}", 200, {"x-ratelimit-limit": "999", "X-RateLimit-Remaining": "998", "Retry-After": "7",
+                           "X-RateLimit-Reset": "1", "Content-Type": "application/json"}
+
+    app.add_url_rule("/relayed", "relayed", relayed)
+    answer = app.test_client().get("/relayed")
+    assert answer.status_code == 200
+    assert answer.headers.getlist("X-RateLimit-Limit") == ["3"]
+    assert answer.headers.getlist("X-RateLimit-Remaining") == ["2"]
+    assert len(answer.headers.getlist("Retry-After")) == 1 and int(answer.headers["Retry-After"]) <= 60
+    assert int(answer.headers["X-RateLimit-Reset"]) > time.time()
+
+
 def test_the_tightest_of_several_limits_refuses(make_app):
     client = limited_app(make_app, RATE_LIMIT_DEFAULT="100/minute;2/hour").test_client()
     assert [client.get(PROBE).status_code for _ in range(3)] == [200, 200, 429]
