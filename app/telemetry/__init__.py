@@ -27,10 +27,12 @@ def init_app(app: Flask, settings: Settings) -> None:
     if not settings.telemetry_enable:
         return
     from app import signals
+    from app.telemetry import values
     from app.telemetry.metrics import Metrics
     from app.telemetry.model_labels import ModelLabels
     from app.telemetry.observer import RequestObserver
 
+    values.install()  # before the first metric: the worker's values written for less (values.py)
     metrics = Metrics(ModelLabels(settings.telemetry_max_model_labels, settings.allowed_models))
     app.extensions[EXTENSION_KEY] = metrics
     # Receivers are held strongly but only for this app: blinker drops them when the app goes away.
