@@ -83,12 +83,13 @@ class RedisScript:
         except self.storage.base_exceptions as exc:
             raise StorageError(exc) from exc
 
-    def post(self, keys: list[str], args: list, failed: Callable[[StorageError], None]) -> None:
+    def post(self, keys: list[str], args: list, failed: Callable[[StorageError], None], *,
+             prefixed: bool = False) -> None:
         """Run the script without waiting for its answer where the worker's pipe carries it (a write
         whose result nobody needs, made after the client has its answer); elsewhere it runs as a
         call. If Redis cannot be reached or answers an error, `failed` gets the StorageError, at once
         or from the pipe's reader later."""
-        names = self._names(keys, False)
+        names = self._names(keys, prefixed)
         try:
             pipe = self._shared_pipe()
             if pipe is not None:

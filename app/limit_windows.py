@@ -167,24 +167,26 @@ class RedisLimitWindows(LimitWindows):
 
     def __init__(self, storage: RedisStorage, items: list[RateLimitItem], tokens: RateLimitItem | None):
         super().__init__(storage, items, tokens)
-        # each window's key around the subject, as `RateLimitItem.key_for(subject, SCOPE)` writes it
-        self._key_parts = [_key_parts(item, "", SCOPE) for item in self.items]
-        self._token_parts = _key_parts(tokens, TOKENS_NAMESPACE, "") if tokens else None
+        # each window's key around the subject, as `RateLimitItem.key_for(subject, SCOPE)` writes it,
+        # under RATE_LIMIT_KEY_PREFIX as the storage puts it (the scripts get the keys `prefixed`)
+        self._key_parts = [_key_parts(storage, item, "", SCOPE) for item in self.items]
+        self._token_parts = _key_parts(storage, tokens, TOKENS_NAMESPACE, "") if tokens else None
         self.script = RedisScript(storage, COUNT_SCRIPT)
         self.charge_script = RedisScript(storage, storage.SCRIPT_INCR_EXPIRE)  # limits' own increment
         self._args = [str(tokens.amount if tokens else 0)]
         for item in self.items:
             self._args += [str(item.amount), str(item.get_expiry())]
 
-    def token_key(self, subject_key: str) -> str:
+    def _token_name(self, subject_key: str) -> str:
+        """`token_key` under RATE_LIMIT_KEY_PREFIX: the name in Redis."""
         assert self._token_parts is not None
         head, tail = self._token_parts
         return head + subject_key + tail
 
     def count(self, subject_key: str) -> Tally:
-        keys = [self.token_key(subject_key) if self.tokens else ""]
+        keys = [self._token_name(subject_key) if self.tokens else ""]
         keys += [head + subject_key + tail for head, tail in self._key_parts]
-        answer = self.script(keys, self._args)
+        answer = self.script(keys, self._args, prefixed=True)
         now = time.time()
         if answer[0] == -1:
             return Tally(tokens=Window(self.tokens, int(answer[1]), now + max(int(answer[2]), 0) / 1000))
@@ -194,14 +196,16 @@ class RedisLimitWindows(LimitWindows):
 
     def charge(self, subject_key: str, tokens: int, failed: Callable[[StorageError], None]) -> None:
         assert self.tokens is not None
-        self.charge_script.post([self.token_key(subject_key)], [self.tokens.get_expiry(), tokens], failed)
+        self.charge_script.post([self._token_name(subject_key)], [self.tokens.get_expiry(), tokens], failed,
+                                prefixed=True)
 
 
-def _key_parts(item: RateLimitItem, before: str, after: str) -> tuple[str, str]:
-    """What `item.key_for(before, subject, after)` (an empty one left out) puts before and after
-    the subject: `<namespace>/[before/]` and `[/after]/<amount>/<multiples>/<granularity>`."""
+def _key_parts(storage: RedisStorage, item: RateLimitItem, before: str, after: str) -> tuple[str, str]:
+    """What the storage's name for `item.key_for(before, subject, after)` (an empty one left out)
+    puts before and after the subject: `<prefix>:<namespace>/[before/]` and
+    `[/after]/<amount>/<multiples>/<granularity>`."""
     marker = "\x00subject\x00"
-    key = item.key_for(*[part for part in (before, marker, after) if part])
+    key = storage.prefixed_key(item.key_for(*[part for part in (before, marker, after) if part]))
     head, _, tail = key.partition(marker)
     return head, tail
 

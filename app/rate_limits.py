@@ -41,7 +41,7 @@ from contextvars import ContextVar
 from functools import partial
 from typing import Any
 
-from flask import Flask, Response, has_request_context, request
+from flask import Flask, Request, Response, has_request_context, request
 from limits import RateLimitItemPerMinute, parse_many
 from limits.errors import StorageError
 
@@ -75,9 +75,9 @@ def seconds_until(timestamp: float) -> int:
 UNLIMITED_BLUEPRINTS = frozenset({"console"})
 
 
-def unlimited_request() -> bool:
+def unlimited_request(served: Request) -> bool:
     """The public routes and the console are never limited nor counted."""
-    return is_public(request.path) or request.blueprint in UNLIMITED_BLUEPRINTS
+    return is_public(served.path) or served.blueprint in UNLIMITED_BLUEPRINTS
 
 
 class StorageAlarm:
@@ -139,10 +139,11 @@ class RateLimits:
                  self.tokens_per_minute or "no limit on", self.storage_uri.split(":", 1)[0], shared,
                  "serve without limits" if self.fail_open else "answer 503")
 
-    def limit_key(self) -> str:
-        """Whom the request counts against: "sub:<subject>" (auth's SUBJECT_KEY), else
-        "ip:<client address>"; computed once per request and kept in the environ."""
-        environ = request.environ
+    def limit_key(self, environ: dict[str, Any] | None = None) -> str:
+        """Whom the request (with this environ) counts against: "sub:<subject>" (auth's SUBJECT_KEY),
+        else "ip:<client address>"; computed once per request and kept in the environ."""
+        if environ is None:
+            environ = request.environ
         key = environ.get(LIMIT_KEY)
         if key is None:
             subject = environ.get(SUBJECT_KEY)
@@ -153,11 +154,13 @@ class RateLimits:
     # -- before and after each request ----------------------------------------------------------
     def count(self) -> None:
         """before_request: the token window and the request windows, in one storage call."""
-        if request.endpoint is None or unlimited_request():
+        served = request._get_current_object()  # one proxy lookup for the reads below
+        if served.endpoint is None or unlimited_request(served):
             if self.tokens is not None:
                 RESPONSE_KEY.set(None)  # not this connection's previous request's key (see charge_tokens)
             return
-        key = self.limit_key()
+        environ = served.environ
+        key = self.limit_key(environ)
         if self.tokens is not None:
             RESPONSE_KEY.set(key)
         if self.breaker.open:  # a storage failure moments ago: decide at once, without waiting for it
@@ -172,7 +175,7 @@ class RateLimits:
         if tally.refused:
             raise self.refusal(tally)
         if tally.shown is not None:
-            request.environ[WINDOW_KEY] = tally.shown
+            environ[WINDOW_KEY] = tally.shown
 
     def add_headers(self, response: Response) -> Response:
         window = request.environ.get(WINDOW_KEY)
