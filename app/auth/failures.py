@@ -30,7 +30,7 @@ import logging
 import math
 import time
 
-from flask import Flask, Response, request
+from flask import Flask, Request, Response, request
 from limits import RateLimitItem, parse_many
 from limits.errors import StorageError
 from limits.storage import Storage
@@ -47,6 +47,7 @@ log = logging.getLogger("gateway.auth")
 EXTENSION_KEY = "gateway.auth_failures"
 NAMESPACE = "auth-failures"
 ALARM_INTERVAL = 10.0
+_ADDRESS = "\x00address\x00"  # where the address goes in a window's key (`_key_parts`)
 # KEYS: the failure windows, smallest first; ARGV: their amounts. Answers {} while none is used
 # up, else {the first used up (1-based), its ms to live}: what FixedWindowRateLimiter.test and
 # get_window_stats would read, in one round trip.
@@ -68,6 +69,10 @@ class AuthFailures:
         self.counter = FixedWindowRateLimiter(storage)
         redis = plain_redis(storage)
         self.blocked_script = RedisScript(redis, BLOCKED_SCRIPT) if redis is not None else None
+        if redis is not None:  # each window's name in Redis around the address, built once
+            self._key_parts = [redis.prefixed_key(item.key_for(NAMESPACE, _ADDRESS)).split(_ADDRESS)
+                               for item in self.items]
+            self._amounts = [item.amount for item in self.items]
         self.client_address = client_address
         self.breaker = breaker
         self.fail_open = fail_open
@@ -88,16 +93,17 @@ class AuthFailures:
         log.info("failed authentications limited to %s per client address%s",
                  ";".join(str(item) for item in self.items), f" on /{self.blueprint}" if self.blueprint else "")
 
-    def _applies(self) -> bool:
-        environ = request.environ  # a credential's headers, looked up without building werkzeug's Headers
-        return (("HTTP_AUTHORIZATION" in environ or "HTTP_X_API_KEY" in environ) and not is_public(request.path)
-                and (self.blueprint is None or request.blueprint == self.blueprint))
+    def _applies(self, served: Request) -> bool:
+        environ = served.environ  # a credential's headers, looked up without building werkzeug's Headers
+        return (("HTTP_AUTHORIZATION" in environ or "HTTP_X_API_KEY" in environ) and not is_public(served.path)
+                and (self.blueprint is None or served.blueprint == self.blueprint))
 
     def refuse_blocked(self) -> None:
         """before_request: 429 while the address has used up its failures (503 if they cannot be read
         and RATE_LIMIT_FAIL_OPEN=false)."""
-        if self._applies():
-            self.refuse_address(self.client_address.counted(request.environ))
+        served = request._get_current_object()  # one proxy lookup for the reads that follow
+        if self._applies(served):
+            self.refuse_address(self.client_address.counted(served.environ))
 
     def refuse_address(self, address: str) -> None:
         """RateLimited (429, Retry-After) while `address` has used up its failures; also the web
@@ -120,8 +126,8 @@ class AuthFailures:
     def _used_up(self, address: str) -> tuple[RateLimitItem, float] | None:
         """The first window whose failures `address` has used up, and when it ends (epoch s)."""
         if self.blocked_script is not None:
-            answer = self.blocked_script([item.key_for(NAMESPACE, address) for item in self.items],
-                                         [item.amount for item in self.items])
+            answer = self.blocked_script([head + address + tail for head, tail in self._key_parts],
+                                         self._amounts, prefixed=True)
             if not answer:
                 return None
             return self.items[int(answer[0]) - 1], time.time() + max(int(answer[1]), 0) / 1000
@@ -132,8 +138,8 @@ class AuthFailures:
 
     def count_failure(self, response: Response) -> Response:
         """after_request: a 401 to a request with a credential is one failure of its address."""
-        if response.status_code == 401 and self._applies():
-            self.count_address(self.client_address.counted(request.environ))
+        if response.status_code == 401 and self._applies(served := request._get_current_object()):
+            self.count_address(self.client_address.counted(served.environ))
         return response
 
     def count_address(self, address: str) -> None:
