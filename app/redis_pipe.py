@@ -12,6 +12,8 @@ Here the calls of concurrent requests share one connection and go out together:
 - Calls made while a batch is out wait in a queue; when the last answer of that batch arrives,
   the queue goes out as the next batch, in one write (group commit). Under load the cost of a
   write, a read and a wake-up is shared by every request of the batch, in the worker and in Redis.
+  A batch of posted commands only (below) holds nothing back: nobody waits for its answers, so
+  the next call goes out at once (a request does not wait on the charge of the one before it).
 - Each caller still waits for its own answer before it goes on, so what a request counts is in
   Redis before the request is served: limits stay exact across workers and hosts.
 - `post` is for a write made once the client has its answer (a completion's token charge): it
@@ -104,14 +106,17 @@ class _Posted:
 
 class _Link:
     """One connection: the socket, every call waiting for its answer (in order: those sent, then the
-    `queue` of those not yet sent; a queue exists only while a batch is out)."""
+    `queue` of those not yet sent; a queue exists only while a batch somebody waits on is out), and
+    how many of those sent, and of those queued, have a caller waiting (posted commands have none)."""
 
-    __slots__ = ("closed", "queue", "reader", "sock", "waiting")
+    __slots__ = ("calls_out", "calls_queued", "closed", "queue", "reader", "sock", "waiting")
 
     def __init__(self, sock: socket.socket):
         self.sock = sock
         self.waiting: deque[AsyncResult | _Posted] = deque()
         self.queue: list[bytes] = []
+        self.calls_out = 0
+        self.calls_queued = 0
         self.reader: gevent.Greenlet | None = None
         self.closed = False
 
@@ -168,11 +173,13 @@ class RedisPipe:
         self.post(answered, "EVALSHA", sha, len(keys), *keys, *args)
 
     def _enqueue(self, link: _Link, command: bytes, waiter: AsyncResult | _Posted) -> None:
-        busy = bool(link.waiting)  # a batch is out: this goes with the next one
+        awaited = type(waiter) is AsyncResult
         link.waiting.append(waiter)
-        if busy:
+        if link.queue or link.calls_out:  # a batch somebody waits on is out: this goes with the next one
             link.queue.append(command)
-        else:
+            link.calls_queued += awaited
+        else:  # nothing out, or only posted commands nobody waits on: no reason to wait for their answers
+            link.calls_out += awaited
             self._send(link, command)
 
     # -- the connection ------------------------------------------------------------------------------
@@ -274,10 +281,14 @@ class RedisPipe:
                 reader.feed(data)
                 reply = reader.gets()
                 while reply is not False:
-                    waiting.popleft().set(reply)
+                    waiter = waiting.popleft()
+                    if type(waiter) is AsyncResult:
+                        link.calls_out -= 1
+                    waiter.set(reply)
                     reply = reader.gets()
                 if link.queue and len(waiting) == len(link.queue):  # the batch out is answered
                     batch, link.queue = link.queue, []
+                    link.calls_out, link.calls_queued = link.calls_queued, 0
                     self._send(link, b"".join(batch))
         except OSError as exc:
             error = redis_errors.ConnectionError(f"Error reading from Redis at {self._where()}: {exc}")

@@ -632,6 +632,13 @@ def mean_cpu(result: dict | None, mode: str, connections: int) -> float | None:
     return statistics.fmean(values) if values else None
 
 
+def paired_first_bytes(result: dict | None, bare: dict | None) -> list[float]:
+    """A target's first-byte p50 minus the bare gateway's, run by run (ms)."""
+    if not result or not bare or not result.get("ttfb") or not bare.get("ttfb"):
+        return []
+    return [t["p50_ms"] - b["p50_ms"] for t, b in zip(result["ttfb"], bare["ttfb"], strict=False)]
+
+
 def paired_ratios(result: dict | None, bare: dict | None, mode: str, connections: int) -> list[float]:
     """Each run's RPS over the bare gateway's in the same run (taken next to each other in time)."""
     if not result or not bare or not result.get("runs"):
@@ -918,8 +925,10 @@ def render_matrix(data: dict) -> str:
                          f"{fmt(row['stream']['vs_base'], 'x')} stream")
     res = data["results"]
     lines += ["", ("Each run's ratio to the bare gateway of the same run, and their median (less moved than the "
-                   "mean by a machine whose speed wanders between cells):"), "",
-              "| target | vs bare per run, non-stream | median | vs bare per run, stream | median |", "|---|---|---:|---|---:|"]
+                   "mean by a machine whose speed wanders between cells); the same for the first byte (p50 minus "
+                   "the bare gateway's p50 of the same run, in ms; the verdict above takes the mean):"), "",
+              ("| target | vs bare per run, non-stream | median | vs bare per run, stream | median "
+               "| first byte vs bare per run | median |"), "|---|---|---:|---|---:|---|---:|"]
     for row in rows:
         if "stream" not in row or row["name"] == "bare":
             continue
@@ -928,6 +937,8 @@ def render_matrix(data: dict) -> str:
             paired = paired_ratios(res.get(row["name"]), res.get("bare"), mode, c)
             cells += [" ".join(f"{x:.2f}" for x in paired) or "—",
                       f"{statistics.median(paired):.2f}x" if paired else "—"]
+        firsts = paired_first_bytes(res.get(row["name"]), res.get("bare"))
+        cells += [" ".join(f"{x:+.2f}" for x in firsts) or "—", f"{statistics.median(firsts):+.2f}" if firsts else "—"]
         lines.append(f"| {row['name']} | " + " | ".join(cells) + " |")
     lines += ["", "Commands:", "", "```"] + data.get("commands", []) + ["```", MATRIX_END]
     return "\n".join(lines)

@@ -13,6 +13,7 @@ from concurrent.futures import ThreadPoolExecutor
 
 import gevent
 import gevent.event
+import hiredis
 import pytest
 import redis
 from redis import exceptions as redis_errors
@@ -225,6 +226,43 @@ def test_a_posted_command_on_a_redis_that_stops_answering_reports_the_timeout(ow
     finally:
         own_redis.process.send_signal(18)  # SIGCONT
     assert pipe.call("PING") == b"PONG"
+
+
+def test_a_call_is_not_held_back_by_posted_commands_nobody_waits_for():
+    """A request's count goes out at once even while the previous request's posted charge is still
+    unanswered: a server that answers the posted command only once the call has reached it still
+    answers both (held back until the charge's answer, the call would never leave: a timeout)."""
+    listener = socket.socket()
+    listener.bind(("127.0.0.1", 0))
+    listener.listen(1)
+    seen: list[list] = []
+
+    def server() -> None:
+        conn, _ = listener.accept()
+        with conn:
+            commands = hiredis.Reader()
+            while len(seen) < 3:  # CLIENT SETNAME, then the posted SET, then the call's GET
+                data = conn.recv(65536)
+                if not data:  # the pipe gave up waiting
+                    return
+                commands.feed(data)
+                while (command := commands.gets()) is not False:
+                    seen.append(command)
+                    if len(seen) == 1:
+                        conn.sendall(b"+OK\r\n")  # the handshake
+            conn.sendall(b"+OK\r\n$5\r\nvalue\r\n")  # the post's answer, then the call's
+
+    serving = ThreadPoolExecutor(1).submit(server)
+    try:
+        pipe = RedisPipe(listener.getsockname(), connect_timeout=2.0, timeout=2.0)
+        failures: list = []
+        pipe.post(failures.append, "SET", "charged", "30")
+        assert pipe.call("GET", "charged") == b"value"
+        serving.result(timeout=5)
+    finally:
+        listener.close()
+    assert [command[0] for command in seen] == [b"CLIENT", b"SET", b"GET"]
+    assert failures == []
 
 
 def in_greenlets(function, values) -> list:
