@@ -43,27 +43,37 @@ from app.limit_storage import RedisScript, plain_redis
 SCOPE = "global"  # flask-limiter's scope for application-wide limits, kept in the keys
 TOKENS_NAMESPACE = "tokens"
 
-# KEYS[1]: the token window ('' when ARGV[1] is 0); KEYS[2..n]: the request windows, smallest first.
-# ARGV[1]: tokens per minute (0: none); then per request window: its amount, its expiry in seconds.
-# Answers {-1, tokens used, ms to live} when the tokens are used up, else {count, ms to live, ...}
-# for each window counted, stopping after the first over its amount.
+# KEYS: first the blocked check's windows (ARGV[1] of them, usually none), then the token window
+# ('' when there is no token limit), then the request windows, smallest first.
+# ARGV[1]: how many windows the blocked check reads; then their amounts; then tokens per minute
+# (0: none); then per request window: its amount, its expiry in seconds.
+# Answers {-2, which (1-based), ms to live} when the blocked check finds a window used up (nothing
+# is counted); {-1, tokens used, ms to live} when the tokens are used up; else {count, ms to live,
+# ...} for each window counted, stopping after the first over its amount.
 COUNT_SCRIPT = """
-local tokens = tonumber(ARGV[1])
+local checked = tonumber(ARGV[1])
+for i = 1, checked do
+  if tonumber(redis.call('get', KEYS[i]) or '0') >= tonumber(ARGV[1 + i]) then
+    return {-2, i, redis.call('pttl', KEYS[i])}
+  end
+end
+local k, a = checked + 1, checked + 2
+local tokens = tonumber(ARGV[a])
 if tokens > 0 then
-  local used = tonumber(redis.call('get', KEYS[1]) or '0')
+  local used = tonumber(redis.call('get', KEYS[k]) or '0')
   if used >= tokens then
-    return {-1, used, redis.call('pttl', KEYS[1])}
+    return {-1, used, redis.call('pttl', KEYS[k])}
   end
 end
 local answer = {}
-for i = 2, #KEYS do
-  local amount, expiry = tonumber(ARGV[2 * i - 2]), tonumber(ARGV[2 * i - 1])
-  local count = redis.call('incrby', KEYS[i], 1)
+for i = 1, #KEYS - k do
+  local amount, expiry = tonumber(ARGV[a + 2 * i - 1]), tonumber(ARGV[a + 2 * i])
+  local count = redis.call('incrby', KEYS[k + i], 1)
   if count == 1 then
-    redis.call('expire', KEYS[i], expiry)
+    redis.call('expire', KEYS[k + i], expiry)
   end
   answer[#answer + 1] = count
-  answer[#answer + 1] = redis.call('pttl', KEYS[i])
+  answer[#answer + 1] = redis.call('pttl', KEYS[k + i])
   if count > amount then
     break
   end
@@ -91,15 +101,27 @@ class Window:
 
 @dataclass(frozen=True, slots=True)
 class Tally:
-    """The answer of `LimitWindows.count`: `tokens` is set when the token window refused; otherwise
-    `shown` is the window for the headers: the one that refused, else the smallest."""
+    """The answer of `LimitWindows.count`: `blocked` is set when a check made in the same call
+    found a window used up (which one, 0-based, and when it ends); `tokens` when the token window
+    refused; otherwise `shown` is the window for the headers: the one that refused, else the smallest."""
 
     tokens: Window | None = None
     shown: Window | None = None
+    blocked: tuple[int, float] | None = None
 
     @property
     def refused(self) -> bool:
         return self.tokens is not None or (self.shown is not None and self.shown.over)
+
+
+@dataclass(frozen=True, slots=True)
+class Check:
+    """Windows another limit reads (AUTH_FAILURE_LIMIT's, for an address) in the same call as the
+    count, before anything is counted: their names in Redis and their amounts. One used up, and
+    nothing is counted (`Tally.blocked`)."""
+
+    names: list[str]
+    amounts: list[int]
 
 
 def shown_window(counted: Iterable[Window]) -> Window | None:
@@ -116,6 +138,8 @@ def shown_window(counted: Iterable[Window]) -> Window | None:
 
 class LimitWindows:
     """The request windows (smallest first) and the token window of every subject, in one storage."""
+
+    checks_with_count = False  # RedisLimitWindows: `count` can also read another limit's windows (Check)
 
     def __init__(self, storage: Storage, items: list[RateLimitItem], tokens: RateLimitItem | None):
         self.storage = storage
@@ -165,6 +189,8 @@ class LimitWindows:
 class RedisLimitWindows(LimitWindows):
     """The same in one Lua script: one round trip, atomic on the server."""
 
+    checks_with_count = True
+
     def __init__(self, storage: RedisStorage, items: list[RateLimitItem], tokens: RateLimitItem | None):
         super().__init__(storage, items, tokens)
         # each window's key around the subject, as `RateLimitItem.key_for(subject, SCOPE)` writes it,
@@ -173,7 +199,7 @@ class RedisLimitWindows(LimitWindows):
         self._token_parts = _key_parts(storage, tokens, TOKENS_NAMESPACE, "") if tokens else None
         self.script = RedisScript(storage, COUNT_SCRIPT)
         self.charge_script = RedisScript(storage, storage.SCRIPT_INCR_EXPIRE)  # limits' own increment
-        self._args = [str(tokens.amount if tokens else 0)]
+        self._args = ["0", str(tokens.amount if tokens else 0)]  # no other limit's windows to check
         for item in self.items:
             self._args += [str(item.amount), str(item.get_expiry())]
 
@@ -183,11 +209,17 @@ class RedisLimitWindows(LimitWindows):
         head, tail = self._token_parts
         return head + subject_key + tail
 
-    def count(self, subject_key: str) -> Tally:
-        keys = [self._token_name(subject_key) if self.tokens else ""]
+    def count(self, subject_key: str, check: Check | None = None) -> Tally:
+        token_key = self._token_name(subject_key) if self.tokens else ""
+        if check is None:
+            keys, args = [token_key], self._args
+        else:
+            keys, args = [*check.names, token_key], [len(check.names), *check.amounts, *self._args[1:]]
         keys += [head + subject_key + tail for head, tail in self._key_parts]
-        answer = self.script(keys, self._args, prefixed=True)
+        answer = self.script(keys, args, prefixed=True)
         now = time.time()
+        if answer[0] == -2:
+            return Tally(blocked=(int(answer[1]) - 1, now + max(int(answer[2]), 0) / 1000))
         if answer[0] == -1:
             return Tally(tokens=Window(self.tokens, int(answer[1]), now + max(int(answer[2]), 0) / 1000))
         return Tally(shown=shown_window(Window(item, int(count), now + max(int(ttl_ms), 0) / 1000)

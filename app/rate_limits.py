@@ -23,7 +23,9 @@ How a request is counted:
   `token_limit_exceeded`) and spends no request budget. Otherwise each request window counts
   it, smallest first; the first over its amount refuses it (429 `rate_limit_exceeded`).
   The public routes (`app.public_routes`), the web console (`UNLIMITED_BLUEPRINTS`) and
-  requests without an endpoint (404, 405) are never counted.
+  requests without an endpoint (404, 405) are never counted. On Redis, a request with a valid
+  static API key has its failed-login check (AUTH_FAILURE_LIMIT) read first by the same script
+  (`_carry_failure_check`): blocked, it is refused and nothing is counted.
 - Every limited response carries X-RateLimit-Limit, -Remaining, -Reset and Retry-After of the
   smallest window (of the refusing one on a 429), from the figures that same call returned.
 - A storage failure: RATE_LIMIT_FAIL_OPEN=true serves without limits (the alarm logs one line
@@ -45,6 +47,7 @@ from flask import Flask, Request, Response, has_request_context, request
 from limits import RateLimitItemPerMinute, parse_many
 from limits.errors import StorageError
 
+from app.auth.failures import DEFERRED_KEY, AuthFailures
 from app.client_address import ClientAddress
 from app.config import Settings
 from app.errors import RateLimited, ServiceUnavailable
@@ -120,6 +123,7 @@ class RateLimits:
         self.alarm = StorageAlarm()
         self.breaker = StorageBreaker(float(settings.rate_limit_storage_backoff))  # the app's, from init_app
         self.storage = open_storage(self.storage_uri, self.key_prefix)
+        self.failures: AuthFailures | None = None  # its check carried by `count` (_carry_failure_check)
         self.tokens = RateLimitItemPerMinute(self.tokens_per_minute) if self.tokens_per_minute else None
         self.windows = LimitWindows.open(self.storage, parse_many(self.request_limits) if self.request_limits else [],
                                          self.tokens)
@@ -129,6 +133,7 @@ class RateLimits:
         app.extensions[EXTENSION_KEY] = self
         self.breaker = storage_breaker(app, self.breaker.pause)
         app.before_request(self.count)
+        self._carry_failure_check(app)
         app.after_request(self.add_headers)
         app.register_error_handler(StorageError, self.storage_unavailable)  # fail closed only
         if self.tokens is not None:
@@ -138,6 +143,30 @@ class RateLimits:
                  "if it is unreachable: %s", self.request_limits or "no request limit",
                  self.tokens_per_minute or "no limit on", self.storage_uri.split(":", 1)[0], shared,
                  "serve without limits" if self.fail_open else "answer 503")
+
+    def _carry_failure_check(self, app: Flask) -> None:
+        """On Redis, with static API keys: the failed-login check (AUTH_FAILURE_LIMIT) of a request
+        whose key is valid is read by this count's script, in the same round trip, instead of one of
+        its own before the guard. Only a key the guard knows without a lookup (AUTH_API_KEYS: a
+        digest compared in memory) goes ahead this way: a wrong one, a virtual key or a token is
+        checked first, as before. Nothing is counted for a blocked address, and its answer is 429
+        whatever it sent; a check the count does not make is made before any view runs
+        (`settle_deferred`), or before any answer leaves (`count_failure`)."""
+        from app.auth.failures import EXTENSION_KEY as FAILURES_KEY
+        from app.auth.guard import AUTH_EXTENSION_KEY
+
+        failures, guard = app.extensions.get(FAILURES_KEY), app.extensions.get(AUTH_EXTENSION_KEY)
+        if (failures is None or guard is None or failures.blueprint is not None or failures.blocked_script is None
+                or not self.windows.checks_with_count or not len(guard.api_keys)):
+            return
+
+        def carried(served: Request) -> bool:
+            return (served.endpoint is not None and not unlimited_request(served) and not self.breaker.open
+                    and guard.static_key(served.headers) is not None)
+
+        self.failures = failures
+        failures.carry_with_count(carried)
+        app.before_request(failures.settle_deferred)
 
     def limit_key(self, environ: dict[str, Any] | None = None) -> str:
         """Whom the request (with this environ) counts against: "sub:<subject>" (auth's SUBJECT_KEY),
@@ -167,11 +196,18 @@ class RateLimits:
             if not self.fail_open:
                 raise self.unavailable()
             return
+        address = environ.get(DEFERRED_KEY)  # the failed-login check this count carries (_carry_failure_check)
         try:
-            tally = self.windows.count(key)
+            if address is None:
+                tally = self.windows.count(key)
+            else:
+                tally = self.windows.count(key, self.failures.check_for(address))
+                del environ[DEFERRED_KEY]
         except StorageError as exc:
             self.storage_failed(exc, SERVED_WITHOUT_LIMITS)
             return
+        if tally.blocked is not None:
+            raise self.failures.refusal(*tally.blocked)
         if tally.refused:
             raise self.refusal(tally)
         if tally.shown is not None:

@@ -74,21 +74,21 @@ class Guard:
 
     def authenticate(self, headers: Headers) -> str:
         """The subject the request's credential belongs to, or AuthenticationFailed."""
-        authorization = headers.get("Authorization")
-        if authorization is None:
-            key = headers.get("X-Api-Key", "").strip(OWS)
-            if not key:
-                raise AuthenticationFailed("missing credential")
-            return self._api_key(key)
-        scheme, _, credential = authorization.strip(OWS).partition(" ")
-        credential = credential.strip(OWS)
-        if scheme.lower() != "bearer" or not credential:
-            raise AuthenticationFailed("malformed Authorization header: expected 'Bearer <credential>'")
-        if looks_like_jwt(credential):
+        credential, is_jwt = presented(headers)
+        if is_jwt:
             if self.oidc is None:
                 raise AuthenticationFailed("invalid credential")
             return self.oidc.verify(credential)
         return self._api_key(credential)
+
+    def static_key(self, headers: Headers) -> str | None:
+        """The id of the static API key (AUTH_API_KEYS) the request carries, when it carries a valid
+        one, as `authenticate` would answer it: a digest compared in memory, nothing looked up."""
+        try:
+            credential, is_jwt = presented(headers)
+        except AuthenticationFailed:
+            return None
+        return None if is_jwt else self.api_keys.identify(credential)
 
     def _api_key(self, key: str) -> str:
         subject = self.api_keys.identify(key)
@@ -107,6 +107,22 @@ class Guard:
         subject = self.authenticate(request.headers)
         request.environ[SUBJECT_KEY] = subject
         g.subject = subject
+
+
+def presented(headers: Headers) -> tuple[str, bool]:
+    """The request's credential, and whether it is a bearer JWT (for OIDC); AuthenticationFailed
+    when there is none or the Authorization header is malformed."""
+    authorization = headers.get("Authorization")
+    if authorization is None:
+        key = headers.get("X-Api-Key", "").strip(OWS)
+        if not key:
+            raise AuthenticationFailed("missing credential")
+        return key, False
+    scheme, _, credential = authorization.strip(OWS).partition(" ")
+    credential = credential.strip(OWS)
+    if scheme.lower() != "bearer" or not credential:
+        raise AuthenticationFailed("malformed Authorization header: expected 'Bearer <credential>'")
+    return credential, looks_like_jwt(credential)
 
 
 def init_app(app: Flask) -> Guard | None:
