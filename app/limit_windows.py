@@ -195,8 +195,8 @@ class RedisLimitWindows(LimitWindows):
         super().__init__(storage, items, tokens)
         # each window's key around the subject, as `RateLimitItem.key_for(subject, SCOPE)` writes it,
         # under RATE_LIMIT_KEY_PREFIX as the storage puts it (the scripts get the keys `prefixed`)
-        self._key_parts = [_key_parts(storage, item, "", SCOPE) for item in self.items]
-        self._token_parts = _key_parts(storage, tokens, TOKENS_NAMESPACE, "") if tokens else None
+        self._key_parts = [name_parts(storage, item, "", SCOPE) for item in self.items]
+        self._token_parts = name_parts(storage, tokens, TOKENS_NAMESPACE, "") if tokens else None
         self.script = RedisScript(storage, COUNT_SCRIPT)
         self.charge_script = RedisScript(storage, storage.SCRIPT_INCR_EXPIRE)  # limits' own increment
         self._args = ["0", str(tokens.amount if tokens else 0)]  # no other limit's windows to check
@@ -232,7 +232,7 @@ class RedisLimitWindows(LimitWindows):
                                 prefixed=True)
 
 
-def _key_parts(storage: RedisStorage, item: RateLimitItem, before: str, after: str) -> tuple[str, str]:
+def name_parts(storage: RedisStorage, item: RateLimitItem, before: str, after: str) -> tuple[str, str]:
     """What the storage's name for `item.key_for(before, subject, after)` (an empty one left out)
     puts before and after the subject: `<prefix>:<namespace>/[before/]` and
     `[/after]/<amount>/<multiples>/<granularity>`."""

@@ -78,9 +78,10 @@ def seconds_until(timestamp: float) -> int:
 UNLIMITED_BLUEPRINTS = frozenset({"console"})
 
 
-def unlimited_request(served: Request) -> bool:
-    """The public routes and the console are never limited nor counted."""
-    return is_public(served.path) or served.blueprint in UNLIMITED_BLUEPRINTS
+def counted_request(served: Request) -> bool:
+    """Whether the limits count the request: the public routes, the console and requests without
+    an endpoint (404, 405) are never limited nor counted."""
+    return served.endpoint is not None and not is_public(served.path) and served.blueprint not in UNLIMITED_BLUEPRINTS
 
 
 class StorageAlarm:
@@ -161,8 +162,7 @@ class RateLimits:
             return
 
         def carried(served: Request) -> bool:
-            return (served.endpoint is not None and not unlimited_request(served) and not self.breaker.open
-                    and guard.static_key(served.headers) is not None)
+            return counted_request(served) and not self.breaker.open and guard.static_key(served.headers) is not None
 
         self.failures = failures
         failures.carry_with_count(carried)
@@ -184,7 +184,7 @@ class RateLimits:
     def count(self) -> None:
         """before_request: the token window and the request windows, in one storage call."""
         served = request._get_current_object()  # one proxy lookup for the reads below
-        if served.endpoint is None or unlimited_request(served):
+        if not counted_request(served):
             if self.tokens is not None:
                 RESPONSE_KEY.set(None)  # not this connection's previous request's key (see charge_tokens)
             return

@@ -45,7 +45,7 @@ from app.client_address import ClientAddress
 from app.config import Settings
 from app.errors import RateLimited, ServiceUnavailable
 from app.limit_storage import RedisScript, StorageBreaker, open_storage, plain_redis
-from app.limit_windows import Check
+from app.limit_windows import Check, name_parts
 from app.public_routes import is_public
 from app.signals import ERROR_KEY
 
@@ -54,7 +54,6 @@ log = logging.getLogger("gateway.auth")
 EXTENSION_KEY = "gateway.auth_failures"
 NAMESPACE = "auth-failures"
 ALARM_INTERVAL = 10.0
-_ADDRESS = "\x00address\x00"  # where the address goes in a window's key (`_key_parts`)
 DEFERRED_KEY = "gateway.auth_failures_deferred"  # environ: the address whose check the limits' count carries
 # KEYS: the failure windows, smallest first; ARGV: their amounts. Answers {} while none is used
 # up, else {the first used up (1-based), its ms to live}: what FixedWindowRateLimiter.test and
@@ -78,8 +77,7 @@ class AuthFailures:
         redis = plain_redis(storage)
         self.blocked_script = RedisScript(redis, BLOCKED_SCRIPT) if redis is not None else None
         if redis is not None:  # each window's name in Redis around the address, built once
-            self._key_parts = [redis.prefixed_key(item.key_for(NAMESPACE, _ADDRESS)).split(_ADDRESS)
-                               for item in self.items]
+            self._key_parts = [name_parts(redis, item, NAMESPACE, "") for item in self.items]
             self._amounts = [item.amount for item in self.items]
         self.client_address = client_address
         self.breaker = breaker
