@@ -83,6 +83,28 @@ class RedisScript:
         except self.storage.base_exceptions as exc:
             raise StorageError(exc) from exc
 
+    def send(self, keys: list[str], args: list, *, prefixed: bool = False) -> Callable[[], Any]:
+        """Run the script in two steps where the worker's pipe carries it: sent now, its answer
+        waited for when the function returned is called (elsewhere it runs now). Either step may
+        raise StorageError."""
+        names = self._names(keys, prefixed)
+        try:
+            pipe = self._shared_pipe()
+            if pipe is None:
+                answer = self._redis_py(names, args)
+                return lambda: answer
+            sent = pipe.send("EVALSHA", self.sha, len(names), *names, *args)
+        except self.storage.base_exceptions as exc:
+            raise StorageError(exc) from exc
+
+        def answered() -> Any:
+            try:
+                return pipe.evalsha_answer(sent, self.source, names, args)
+            except self.storage.base_exceptions as exc:
+                raise StorageError(exc) from exc
+
+        return answered
+
     def post(self, keys: list[str], args: list, failed: Callable[[StorageError], None], *,
              prefixed: bool = False) -> None:
         """Run the script without waiting for its answer where the worker's pipe carries it (a write

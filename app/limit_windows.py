@@ -2,6 +2,7 @@
 
     windows = LimitWindows.open(storage, request_items, tokens_item)
     tally = windows.count(key)      # Tally: refused by tokens / by a request window, or counted
+    answer = windows.send_count(key); ...; tally = answer()   # the same, its answer waited for later
 
 What one `count` does, atomically on Redis (one Lua script, one round trip), in a dict of the
 process on `memory://` (`MemoryLimitWindows`), and step by step on other storages:
@@ -155,6 +156,14 @@ class LimitWindows:
             return MemoryLimitWindows(storage, items, tokens)
         return cls(storage, items, tokens)
 
+    def send_count(self, subject_key: str, check: Check | None = None) -> Callable[[], Tally]:
+        """`count` in two steps: sent now, its Tally waited for when the function returned is called
+        (on Redis in a gevent worker, where the script goes out on the pipe; elsewhere counted now).
+        Either step may raise StorageError."""
+        assert check is None or self.checks_with_count
+        tally = self.count(subject_key)
+        return lambda: tally
+
     def token_key(self, subject_key: str) -> str:
         assert self.tokens is not None
         return self.tokens.key_for(TOKENS_NAMESPACE, subject_key)
@@ -210,13 +219,19 @@ class RedisLimitWindows(LimitWindows):
         return head + subject_key + tail
 
     def count(self, subject_key: str, check: Check | None = None) -> Tally:
+        return self.send_count(subject_key, check)()
+
+    def send_count(self, subject_key: str, check: Check | None = None) -> Callable[[], Tally]:
         token_key = self._token_name(subject_key) if self.tokens else ""
         if check is None:
             keys, args = [token_key], self._args
         else:
             keys, args = [*check.names, token_key], [len(check.names), *check.amounts, *self._args[1:]]
         keys += [head + subject_key + tail for head, tail in self._key_parts]
-        answer = self.script(keys, args, prefixed=True)
+        answer = self.script.send(keys, args, prefixed=True)
+        return lambda: self._tally(answer())
+
+    def _tally(self, answer: list) -> Tally:
         now = time.time()
         if answer[0] == -2:
             return Tally(blocked=(int(answer[1]) - 1, now + max(int(answer[2]), 0) / 1000))

@@ -26,6 +26,11 @@ How a request is counted:
   requests without an endpoint (404, 405) are never counted. On Redis, a request with a valid
   static API key has its failed-login check (AUTH_FAILURE_LIMIT) read first by the same script
   (`_carry_failure_check`): blocked, it is refused and nothing is counted.
+- The model-calling views (marked `settles_late`, app/late_checks.py) get the count's answer
+  late: the script is sent as the request starts and waited for (`settle`) where the view first
+  calls out, after it has parsed, routed and checked the request, so the Redis round trip runs
+  beside that work (bodies up to 64 KiB). Nothing reaches a provider before the answer, and a
+  refusal replaces any error of the view. Every other view runs once the count is answered.
 - Every limited response carries X-RateLimit-Limit, -Remaining, -Reset and Retry-After of the
   smallest window (of the refusing one on a 429), from the figures that same call returned.
 - A storage failure: RATE_LIMIT_FAIL_OPEN=true serves without limits (the alarm logs one line
@@ -38,12 +43,12 @@ from __future__ import annotations
 import logging
 import math
 import time
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from contextvars import ContextVar
 from functools import partial
 from typing import Any
 
-from flask import Flask, Request, Response, has_request_context, request
+from flask import Flask, Request, Response, current_app, has_request_context, request
 from limits import RateLimitItemPerMinute, parse_many
 from limits.errors import StorageError
 
@@ -51,6 +56,7 @@ from app.auth.failures import DEFERRED_KEY, AuthFailures
 from app.client_address import ClientAddress
 from app.config import Settings
 from app.errors import RateLimited, ServiceUnavailable
+from app.late_checks import allows_late, defer, small_body
 from app.limit_storage import StorageBreaker, open_storage, storage_breaker
 from app.limit_windows import LimitWindows, Tally, Window
 from app.public_routes import is_public
@@ -126,6 +132,7 @@ class RateLimits:
         self.storage = open_storage(self.storage_uri, self.key_prefix)
         self.failures: AuthFailures | None = None  # its check carried by `count` (_carry_failure_check)
         self.tokens = RateLimitItemPerMinute(self.tokens_per_minute) if self.tokens_per_minute else None
+        self._late: dict[str | None, bool] = {}  # endpoint -> whether its view settles the count (late_checks)
         self.windows = LimitWindows.open(self.storage, parse_many(self.request_limits) if self.request_limits else [],
                                          self.tokens)
 
@@ -199,12 +206,31 @@ class RateLimits:
         address = environ.get(DEFERRED_KEY)  # the failed-login check this count carries (_carry_failure_check)
         try:
             if address is None:
-                tally = self.windows.count(key)
+                answer = self.windows.send_count(key)
             else:
-                tally = self.windows.count(key, self.failures.check_for(address))
+                answer = self.windows.send_count(key, self.failures.check_for(address))
                 del environ[DEFERRED_KEY]
         except StorageError as exc:
             self.storage_failed(exc, SERVED_WITHOUT_LIMITS)
+            return
+        endpoint = served.endpoint
+        late = self._late.get(endpoint)
+        if late is None:
+            late = self._late[endpoint] = allows_late(current_app.view_functions.get(endpoint))
+        if late and small_body(environ):  # the view waits for the answer where it calls out (app/late_checks.py)
+            defer(environ, partial(self.settle, answer, address, environ))
+        else:
+            self.settle(answer, address, environ)
+
+    def settle(self, answer: Callable[[], Tally], address: str | None, environ: dict[str, Any]) -> None:
+        """The count's answer: refused (429), or the window for the headers; a storage failure
+        serves (a carried failed-login check is then made as `settle_deferred` would) or 503."""
+        try:
+            tally = answer()
+        except StorageError as exc:
+            self.storage_failed(exc, SERVED_WITHOUT_LIMITS)
+            if address is not None:
+                self.failures.refuse_address(address)
             return
         if tally.blocked is not None:
             raise self.failures.refusal(*tally.blocked)

@@ -2,6 +2,7 @@
 
     pipe = shared_pipe(storage)         # None outside a gevent worker, or for TLS / Sentinel / Cluster
     reply = pipe.call("EVALSHA", sha, 1, key, amount)
+    sent = pipe.send(...); ...; reply = pipe.wait(sent)   # the same, its answer waited for later
 
 Each request on the hot path makes one or two small calls to Redis (its rate-limit windows, its
 token charge, a failed-login check). Through redis-py each costs the worker 60-70 us of CPU (pool
@@ -137,10 +138,19 @@ class RedisPipe:
 
     def call(self, *args: Any) -> Any:
         """Send one command with the others of this moment and wait for its answer."""
+        return self.wait(self.send(*args))
+
+    def send(self, *args: Any) -> AsyncResult:
+        """Send one command with the others of this moment; `wait` gets its answer (in the meantime
+        the caller may do other work: the answer is kept until it is asked for)."""
         command = hiredis.pack_command(args)  # first: a value it cannot pack must not leave a waiter unpaired
         waiter = AsyncResult()
         self._enqueue(self._link or self._connect(), command, waiter)
-        reply = waiter.get()
+        return waiter
+
+    @staticmethod
+    def wait(sent: AsyncResult) -> Any:
+        reply = sent.get()
         if isinstance(reply, hiredis.ReplyError):
             raise redis_errors.ResponseError(str(reply))
         return reply
@@ -154,8 +164,12 @@ class RedisPipe:
 
     def evalsha(self, sha: str, source: str | bytes, keys: list[str], args: list) -> Any:
         """A Lua script by its SHA1, sent whole if Redis has forgotten it (NOSCRIPT)."""
+        return self.evalsha_answer(self.send("EVALSHA", sha, len(keys), *keys, *args), source, keys, args)
+
+    def evalsha_answer(self, sent: AsyncResult, source: str | bytes, keys: list[str], args: list) -> Any:
+        """The answer to an EVALSHA `send` made with these keys and args (`evalsha` in two steps)."""
         try:
-            return self.call("EVALSHA", sha, len(keys), *keys, *args)
+            return self.wait(sent)
         except redis_errors.ResponseError as exc:
             if not str(exc).startswith("NOSCRIPT"):
                 raise

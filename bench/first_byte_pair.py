@@ -1,7 +1,7 @@
 """First byte of the bare gateway and of one feature target, request by request in turn.
 
     .venv/bin/python bench/first_byte_pair.py [--target all-on|keys|limits-redis|telemetry|bare]
-                                              [--requests 300] [--rounds 2]
+                                              [--requests 300] [--rounds 2] [--redis-delay-us 0]
 
 The feature matrix (runner.py) takes each target's 60 streams back to back, one target after the
 other, so a machine whose speed wanders between targets moves the difference (on 2026-12-05 the
@@ -11,6 +11,10 @@ whatever the machine does falls on both alike. Each stream waits for the other's
 with the mock's 5 ms per chunk), so both start every request from an idle worker and an idle
 Redis, as a lightly loaded gateway does. Settings as in runner.py's matrix (bench/README.md);
 the mock, both gateways and Redis on 127.0.0.1; standard library only, run with the gateway's venv.
+
+`--redis-delay-us N` puts a relay between the target and Redis that holds every read for N us
+in each direction, as a Redis on another host would (on 127.0.0.1 both ends of a round trip
+wake on this machine's cores; a network adds its own time).
 """
 
 from __future__ import annotations
@@ -23,6 +27,7 @@ import socket
 import statistics
 import subprocess
 import sys
+import threading
 import time
 from pathlib import Path
 
@@ -41,6 +46,33 @@ def free_port() -> int:
     with socket.socket() as probe:
         probe.bind(("127.0.0.1", 0))
         return probe.getsockname()[1]
+
+
+def delaying_relay(target: int, delay_us: int) -> int:
+    """A TCP relay on 127.0.0.1 to `target` that holds every read `delay_us` before passing it on."""
+    listener = socket.create_server(("127.0.0.1", 0))
+
+    def pump(source: socket.socket, sink: socket.socket) -> None:
+        try:
+            while data := source.recv(65536):
+                time.sleep(delay_us / 1e6)
+                sink.sendall(data)
+        except OSError:
+            pass
+        for end in (source, sink):
+            end.close()
+
+    def accept() -> None:
+        while True:
+            client, _ = listener.accept()
+            server = socket.create_connection(("127.0.0.1", target))
+            for end in (client, server):
+                end.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+            threading.Thread(target=pump, args=(client, server), daemon=True).start()
+            threading.Thread(target=pump, args=(server, client), daemon=True).start()
+
+    threading.Thread(target=accept, daemon=True).start()
+    return listener.getsockname()[1]
 
 
 def start(argv: list[str], env: dict[str, str] | None = None) -> subprocess.Popen:
@@ -92,6 +124,7 @@ def main() -> None:
     parser.add_argument("--target", choices=sorted(TARGETS), default="all-on")
     parser.add_argument("--requests", type=int, default=300, help="streams per gateway and round")
     parser.add_argument("--rounds", type=int, default=2)
+    parser.add_argument("--redis-delay-us", type=int, default=0, help="held per read each way (see above)")
     args = parser.parse_args()
     gunicorn = str(Path(sys.executable).parent / "gunicorn")
     mock = free_port()
@@ -105,6 +138,8 @@ def main() -> None:
                        OPENAI_API_URL=f"http://127.0.0.1:{mock}/v1", OPENAI_API_KEY="sk-bench", **extra)
             if "RATE_LIMIT_ENABLE" in extra:
                 env["RATE_LIMIT_KEY_PREFIX"] = f"bench-first-byte-{os.getpid()}"
+                if args.redis_delay_us:
+                    env["RATE_LIMIT_STORAGE_URI"] = f"redis://127.0.0.1:{delaying_relay(6379, args.redis_delay_us)}/0"
             if "TELEMETRY_ENABLE" in extra:
                 env["TELEMETRY_METRICS_PORT"] = str(free_port())
             processes.append(start([gunicorn, "wsgi:app"], env))

@@ -25,7 +25,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 from app.limit_windows import COUNT_SCRIPT
 from app.redis_pipe import RedisPipe
 
-ARGS = ["0", "100000000", "60", "1000000000", "3600"]  # no token window; 100M/minute, 1G/hour
+ARGS = ["0", "0", "100000000", "60", "1000000000", "3600"]  # no blocked check, no token window; 100M/minute, 1G/hour
 
 
 def keys(n: int) -> list[str]:

@@ -10,6 +10,7 @@ from flask import Blueprint, Response, request
 
 from app.api.answers import answer
 from app.chat import endpoints
+from app.late_checks import settles_late
 from app.schemas import check, json_object
 from app.schemas.chat import CHAT, COMPLETION, EMBEDDING, plainly_valid_chat
 from app.schemas.media import MODERATION
@@ -18,6 +19,7 @@ bp = Blueprint("chat", __name__)
 
 
 @bp.post("/v1/chat/completions")
+@settles_late
 def chat_completions() -> Response:
     payload = json_object(request)
     if not plainly_valid_chat(payload):
@@ -26,6 +28,7 @@ def chat_completions() -> Response:
 
 
 @bp.post("/v1/completions")
+@settles_late
 def legacy_completions() -> Response:
     payload = json_object(request)
     check(COMPLETION, payload)
@@ -33,6 +36,7 @@ def legacy_completions() -> Response:
 
 
 @bp.post("/v1/embeddings")
+@settles_late
 def embeddings() -> Response:
     payload = json_object(request)
     check(EMBEDDING, payload)
@@ -40,6 +44,7 @@ def embeddings() -> Response:
 
 
 @bp.post("/v1/moderations")
+@settles_late
 def moderations() -> Response:
     payload = json_object(request)
     check(MODERATION, payload)

@@ -17,6 +17,7 @@ from app.chat import endpoints
 from app.chat.endpoints import Endpoint
 from app.chat.multipart import MultipartUpload
 from app.errors import InvalidRequest
+from app.late_checks import settles_late
 from app.schemas import check, json_object
 from app.schemas.media import IMAGE, SPEECH, UPLOAD_FIELDS
 
@@ -24,6 +25,7 @@ bp = Blueprint("media", __name__)
 
 
 @bp.post("/v1/images/generations")
+@settles_late
 def image_generations() -> Response:
     payload = json_object(request)
     check(IMAGE, payload)
@@ -31,6 +33,7 @@ def image_generations() -> Response:
 
 
 @bp.post("/v1/audio/speech")
+@settles_late
 def speech() -> Response:
     payload = json_object(request)
     check(SPEECH, payload)

@@ -16,6 +16,7 @@ from flask.blueprints import BlueprintSetupState
 from app.api.answers import answer
 from app.chat import endpoints
 from app.errors import anthropic_body, shape_errors_under
+from app.late_checks import settles_late
 from app.schemas import check, json_object
 from app.schemas.messages import COUNT_TOKENS, MESSAGE
 
@@ -30,6 +31,7 @@ def _anthropic_errors(setup: BlueprintSetupState) -> None:
 
 
 @bp.post(PATH)
+@settles_late
 def create_message() -> Response:
     payload = json_object(request)
     check(MESSAGE, payload)
@@ -37,6 +39,7 @@ def create_message() -> Response:
 
 
 @bp.post(PATH + "/count_tokens")
+@settles_late
 def count_tokens() -> Response:
     payload = json_object(request)
     check(COUNT_TOKENS, payload)

@@ -13,6 +13,7 @@ from app.api.answers import answer, dispatcher, respond
 from app.chat import endpoints
 from app.chat.endpoints import Endpoint
 from app.chat.stored import kept_response
+from app.late_checks import settles_late
 from app.schemas import check, json_object
 from app.schemas.responses import RESPONSE
 
@@ -20,6 +21,7 @@ bp = Blueprint("responses", __name__)
 
 
 @bp.post("/v1/responses")
+@settles_late
 def create_response() -> Response:
     payload = json_object(request)
     check(RESPONSE, payload)

@@ -10,7 +10,8 @@
    a plain route by its id; an alias by its own name, then each target (a target that is
    denied, lacks vision for a request with images, or lacks the endpoint is left out; none
    left: 403, 400 or 501);
-3. open the call on the targets (`Calls.open`: retries, fallbacks, circuit breakers, all before
+3. wait for the checks still out (`late_checks.settle`: the rate limits' count), then
+   open the call on the targets (`Calls.open`: retries, fallbacks, circuit breakers, all before
    the first byte), then hand over to the plain relay, or to the MCP agent loop when the
    endpoint runs tools and tools are available;
 4. record the request facts in the environ for the access log, metrics and the
@@ -27,6 +28,7 @@ from app.chat.call import Calls
 from app.chat.passthrough import passthrough
 from app.chat.usage import Meter
 from app.errors import InvalidRequest, PermissionDenied, Unsupported
+from app.late_checks import settle
 from app.providers.routing import Alias, ModelPolicy, Route, Router
 from app.signals import ALIAS_KEY, ATTEMPTS_KEY, MODEL_KEY, PROVIDER_KEY, SUBJECT_KEY, UPSTREAM_KEY
 
@@ -76,6 +78,7 @@ class Dispatcher:
         def meter_for(route: Route, *, stream: bool) -> Meter:
             return Meter(app, route, subject=subject, stream=stream)
 
+        settle(environ)  # the rate limits' count, sent as the request started (app/late_checks.py)
         try:
             if endpoint.runs_tools and self.agent.applies():  # MCP on and tools available
                 return tool_loop.answer(self.agent, calls, payload, meter_for)

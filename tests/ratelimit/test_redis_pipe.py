@@ -62,6 +62,29 @@ def test_an_error_answer_is_a_response_error_for_its_caller_only(own_redis):
         pipe.call("EVALSHA", "0" * 40, 0)
 
 
+def test_a_command_sent_now_and_waited_for_later_keeps_its_own_answer(own_redis):
+    """`send` then `wait` (the rate limits' count while the view works): the caller's other calls in
+    between, and other callers', take their own answers; a script Redis forgot is sent whole."""
+    pipe = own_pipe(own_redis)
+    source = "return redis.call('incrby', KEYS[1], ARGV[1])"
+    sha = redis.Redis(unix_socket_path=str(own_redis.socket)).script_load(source)
+
+    def caller(n: int) -> tuple:
+        sent = pipe.send("INCRBY", f"sent-{n}", n)
+        between = pipe.call("ECHO", f"between-{n}")
+        return pipe.wait(sent), between
+
+    assert in_greenlets(caller, range(50)) == [(n, f"between-{n}".encode()) for n in range(50)]
+    sent = pipe.send("EVALSHA", sha, 1, "script", 5)
+    assert pipe.evalsha_answer(sent, source, ["script"], [5]) == 5
+    pipe.call("SCRIPT", "FLUSH")
+    sent = pipe.send("EVALSHA", sha, 1, "script", 2)  # NOSCRIPT, then sent whole
+    assert pipe.evalsha_answer(sent, source, ["script"], [2]) == 7
+    pipe.call("SET", "text", "not a number")
+    with pytest.raises(redis_errors.ResponseError, match="not an integer"):
+        pipe.wait(pipe.send("INCR", "text"))
+
+
 def test_a_killed_connection_fails_its_calls_and_the_next_call_connects_again(own_redis):
     pipe = own_pipe(own_redis)
     assert pipe.call("PING") == b"PONG"
