@@ -300,12 +300,16 @@ def log_row(name: str, run: int, row: dict) -> None:
         f"cpu {row['cpu_ms_per_request'] or 0:.2f} ms/req  peak PSS {row['peak_pss_mb']:.0f} MB")
 
 
-def measure_group(group: list[Target], *, seconds: float, ttfb_requests: int, running: set[str]) -> dict[str, dict]:
+def measure_group(group: list[Target], *, seconds: float, ttfb_requests: int, running: set[str],
+                  restart: bool = False) -> dict[str, dict]:
     """Everything for the targets of a group, each figure RUNS times.
 
     The targets of a group run side by side (an idle one costs nothing) and take turns cell by
     cell, in A B / B A order from one run to the next, so that a shared, noisy machine drifts
-    over both alike and their ratio stays fair. Targets named in `running` are already up."""
+    over both alike and their ratio stays fair. Targets named in `running` are already up.
+    `restart`: every other target is started afresh (and warmed up) for each run, so that what
+    one process happened to get (where its memory and its workers landed) does not stay with its
+    target for every run: two instances of the same gateway have differed by 5% for a whole run."""
     results: dict[str, dict] = {}
     live: list[Target] = []
     try:
@@ -328,6 +332,12 @@ def measure_group(group: list[Target], *, seconds: float, ttfb_requests: int, ru
             live.append(target)
         for run in range(1, RUNS + 1):
             order = live if run % 2 else live[::-1]
+            if restart and run > 1:
+                for target in order:
+                    if target.name not in running:
+                        target.stop()
+                        target.start()
+                        warm_up(target, seconds=min(2.0, seconds))
             for target in order:
                 results[target.name]["idle"].append(idle_memory(target))
                 results[target.name]["runs"].append([])
@@ -425,7 +435,7 @@ def build_targets(args: argparse.Namespace, mock_port: int) -> dict[str, Target]
 # The feature matrix (--matrix): the gateway with one feature on at a time, all of them, and the bare
 # gateway they are compared with. Limits are high enough never to refuse; the Redis targets count under
 # a key prefix of their own, so nothing is shared with another run or the test suite.
-MATRIX = ("bare", "keys", "oidc", "limits-memory", "limits-redis", "telemetry", "all-on", "virtual-keys", "alias",
+MATRIX = ("bare", "bare-again", "keys", "oidc", "limits-memory", "limits-redis", "telemetry", "all-on", "virtual-keys", "alias",
           "keys-redis", "virtual-keys-pg")
 MATRIX_TARGETS = "mock,minimal+" + "+".join(MATRIX)
 BENCH_API_KEY = "sk-bench-static-key-0123456789"
@@ -476,6 +486,7 @@ def feature_targets(args: argparse.Namespace, gateway_env: dict[str, str], py_bi
     database = OUT / "bench-accounts.db"
     features: dict[str, tuple[str, dict[str, str]]] = {
         "bare": ("this gateway, every feature off (default settings)", {}),
+        "bare-again": ("the same bare gateway, a second instance: how far two identical ones differ here", {}),
         "keys": ("API keys (AUTH_API_KEYS)", keys),
         "oidc": ("OIDC tokens from a local issuer", {"AUTH_ENABLE": "true", "AUTH_OIDC_CLIENT_ID": OIDC_AUDIENCE}),
         "limits-memory": ("request limits, memory://", limits),
@@ -823,7 +834,7 @@ def render(data: dict) -> str:
 MATRIX_BEGIN = "<!-- feature-matrix: written by `python bench/runner.py --matrix` -->"
 MATRIX_END = "<!-- /feature-matrix -->"
 # target -> (compared with, at least this RPS ratio in both modes); the issue's targets
-MATRIX_NEEDS = {"bare": ("minimal", 1.0), "keys": ("bare", 0.95), "oidc": ("bare", 0.95),
+MATRIX_NEEDS = {"bare": ("minimal", 1.0), "bare-again": ("bare", None), "keys": ("bare", 0.95), "oidc": ("bare", 0.95),
                 "limits-memory": ("bare", 0.95), "limits-redis": ("bare", 0.95), "telemetry": ("bare", 0.95),
                 "all-on": ("bare", 0.85), "virtual-keys": ("keys", 0.90), "alias": ("bare", 0.97),
                 "keys-redis": ("bare", None), "virtual-keys-pg": ("keys-redis", 0.90)}
@@ -897,7 +908,8 @@ def render_matrix(data: dict) -> str:
         lines += [f"> {data['note']}", ""]
     lines += [(f"The gateway with one feature on at a time, and all of them, against the bare gateway (every "
                f"feature off) and the minimal passthrough. All run side by side and take turns cell by cell "
-               f"(order reversed every other run); wrk c{c}, {data['seconds']:g} s per cell, "
+               f"(order reversed every other run), each started afresh for every run; bare-again, a second "
+               f"bare gateway, shows how far two identical ones differ on this machine; wrk c{c}, {data['seconds']:g} s per cell, "
                f"{data.get('runs', 2)} runs; figures are the mean of the runs. CPU ms/request is summed over master and workers "
                f"(lower is better; a busy machine moves it least). First byte: p50 of {data['ttfb_requests']} "
                f"sequential streams, minus the bare gateway's. Targets: every feature alone >= 0.95x bare, "
@@ -1059,7 +1071,7 @@ def main() -> int:
             group = [targets[name] for name in spec.split("+")]
             try:
                 data["results"].update(measure_group(group, seconds=args.seconds, ttfb_requests=args.ttfb_requests,
-                                                     running={"mock"}))
+                                                     running={"mock"}, restart=args.matrix))
             except (RuntimeError, subprocess.TimeoutExpired, OSError) as exc:
                 log(f"{spec}: NOT MEASURED: {exc}")
                 for target in group:
