@@ -331,13 +331,9 @@ def measure_group(group: list[Target], *, seconds: float, ttfb_requests: int, ru
             warm_up(target, seconds=min(2.0, seconds))
             live.append(target)
         for run in range(1, RUNS + 1):
-            order = live if run % 2 else live[::-1]
             if restart and run > 1:
-                for target in order:
-                    if target.name not in running:
-                        target.stop()
-                        target.start()
-                        warm_up(target, seconds=min(2.0, seconds))
+                live = restarted(live, running, results, seconds)
+            order = live if run % 2 else live[::-1]
             for target in order:
                 results[target.name]["idle"].append(idle_memory(target))
                 results[target.name]["runs"].append([])
@@ -357,6 +353,24 @@ def measure_group(group: list[Target], *, seconds: float, ttfb_requests: int, ru
             if target.name not in running:
                 target.stop()
     return results
+
+
+def restarted(targets: list[Target], running: set[str], results: dict[str, dict], seconds: float) -> list[Target]:
+    """Each of `targets` stopped, started afresh and warmed up (those in `running` left alone); one
+    that does not come back is left out from here on, its error kept with its runs."""
+    kept = []
+    for target in targets:
+        if target.name not in running:
+            target.stop()
+            try:
+                target.start()
+            except (RuntimeError, OSError) as exc:
+                log(f"{target.name}: NOT RESTARTED, left out of the later runs: {exc}")
+                results[target.name]["error"] = f"not restarted after run {len(results[target.name]['runs'])}: {exc}"
+                continue
+            warm_up(target, seconds=min(2.0, seconds))
+        kept.append(target)
+    return kept
 
 
 def soak(target: Target, *, marks: tuple[int, ...], chunk_seconds: float = 5.0, budget_s: float = 300.0) -> list[dict]:
@@ -524,8 +538,9 @@ def feature_targets(args: argparse.Namespace, gateway_env: dict[str, str], py_bi
 
     def with_virtual_key(target: Target, limits: tuple[str, ...] = ()) -> None:
         """A fresh database, migrated, with one key made by the CLI as an operator would."""
-        for stale in OUT.glob(database.name + "*"):
-            stale.unlink()
+        if target.env["DATABASE_URL"].startswith("sqlite:"):  # not another target's file (it may restart)
+            for stale in OUT.glob(database.name + "*"):
+                stale.unlink()
         flask = [python, "-m", "flask", "--app", "wsgi"]
         for argv in (flask + ["db", "upgrade"], flask + ["keys", "create", "--name", "bench", *limits]):
             done = subprocess.run(argv, cwd=target.cwd, env=target.env, capture_output=True, text=True, timeout=120,
