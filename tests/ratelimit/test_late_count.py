@@ -36,6 +36,7 @@ class HeldRedis:
         self.open = threading.Event()
         self.open.set()
         self.asked = threading.Event()
+        self.ends: list[socket.socket] = []
         threading.Thread(target=self._accept, daemon=True).start()
 
     def hold(self) -> None:
@@ -49,6 +50,11 @@ class HeldRedis:
         self.open.set()
         self.listener.close()
 
+    def drop(self) -> None:
+        """Close every connection, answers held back unsent (a Redis lost mid-call)."""
+        for end in self.ends:
+            end.close()
+
     def _accept(self) -> None:
         while True:
             try:
@@ -56,6 +62,7 @@ class HeldRedis:
             except OSError:
                 return
             server = socket.create_connection(("127.0.0.1", self.redis_port))
+            self.ends += [client, server]
             threading.Thread(target=self._pump, args=(client, server, True), daemon=True).start()
             threading.Thread(target=self._pump, args=(server, client, False), daemon=True).start()
 
@@ -66,6 +73,8 @@ class HeldRedis:
                     self.asked.set()
                 if not asking:
                     self.open.wait(30)
+                    if target.fileno() < 0:  # dropped meanwhile
+                        return
                 target.sendall(data)
         except OSError:
             pass
@@ -113,6 +122,25 @@ def test_a_provider_hears_of_a_request_only_once_its_count_is_answered_and_never
         assert refused.status_code == 429 and refused.json()["error"]["code"] == "rate_limit_exceeded"
         assert refused.headers["X-RateLimit-Remaining"] == "0"
     assert len(fake_provider.requests) == 3  # the refused ones never reached it
+
+
+def test_a_redis_lost_while_the_count_is_out_is_a_503_when_the_limits_fail_closed(
+        live_gateway, shared_redis, fake_provider, held_redis):
+    fake_provider.on("POST", CHAT, json_reply(ANSWER))
+    env = shared_redis.env(RATE_LIMIT_DEFAULT="100/minute", RATE_LIMIT_FAIL_OPEN="false",
+                           OPENAI_API_URL=fake_provider.url + "/v1", OPENAI_API_KEY="sk-test")
+    env["RATE_LIMIT_STORAGE_URI"] = f"redis://127.0.0.1:{held_redis.port}/0"
+    gateway = started(live_gateway(env, workers=1), 1)
+    assert requests.post(gateway.url + CHAT, json=BODY, timeout=30).status_code == 200
+    held_redis.hold()
+    with ThreadPoolExecutor(1) as pool:
+        pending = pool.submit(requests.post, gateway.url + CHAT, json=BODY, timeout=30)
+        assert held_redis.asked.wait(10), "the count never reached Redis"
+        held_redis.drop()
+        refused = pending.result(timeout=30)
+    assert refused.status_code == 503, refused.text
+    assert refused.json()["error"]["code"] == "rate_limit_storage_unavailable"
+    assert len(fake_provider.requests) == 1  # the request whose count was lost never reached it
 
 
 @pytest.fixture
