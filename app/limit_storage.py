@@ -74,14 +74,7 @@ class RedisScript:
         self._script = None
 
     def __call__(self, keys: list[str], args: list, *, prefixed: bool = False):
-        names = self._names(keys, prefixed)
-        try:
-            pipe = self._shared_pipe()
-            if pipe is not None:
-                return pipe.evalsha(self.sha, self.source, names, args)
-            return self._redis_py(names, args)
-        except self.storage.base_exceptions as exc:
-            raise StorageError(exc) from exc
+        return self.send(keys, args, prefixed=prefixed)()
 
     def send(self, keys: list[str], args: list, *, prefixed: bool = False) -> Callable[[], Any]:
         """Run the script in two steps where the worker's pipe carries it: sent now, its answer

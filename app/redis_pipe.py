@@ -162,12 +162,9 @@ class RedisPipe:
         command = hiredis.pack_command(args)
         self._enqueue(self._link or self._connect(), command, _Posted(failed))
 
-    def evalsha(self, sha: str, source: str | bytes, keys: list[str], args: list) -> Any:
-        """A Lua script by its SHA1, sent whole if Redis has forgotten it (NOSCRIPT)."""
-        return self.evalsha_answer(self.send("EVALSHA", sha, len(keys), *keys, *args), source, keys, args)
-
     def evalsha_answer(self, sent: AsyncResult, source: str | bytes, keys: list[str], args: list) -> Any:
-        """The answer to an EVALSHA `send` made with these keys and args (`evalsha` in two steps)."""
+        """The answer to an EVALSHA `send` made with these keys and args; the script is sent whole
+        if Redis has forgotten it (NOSCRIPT)."""
         try:
             return self.wait(sent)
         except redis_errors.ResponseError as exc:
@@ -177,7 +174,7 @@ class RedisPipe:
 
     def post_evalsha(self, failed: Callable[[redis_errors.RedisError], None], sha: str, source: str | bytes,
                      keys: list[str], args: list) -> None:
-        """`evalsha` without waiting for the answer (see `post`)."""
+        """An EVALSHA (the script sent whole on NOSCRIPT) without waiting for the answer (see `post`)."""
         def answered(error: redis_errors.RedisError) -> None:
             if isinstance(error, redis_errors.ResponseError) and str(error).startswith("NOSCRIPT"):
                 self.post(failed, "EVAL", source, len(keys), *keys, *args)
