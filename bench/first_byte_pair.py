@@ -10,7 +10,7 @@ gateways answer alternately, one stream each in turn on a keep-alive connection 
 whatever the machine does falls on both alike. Each stream waits for the other's (about 110 ms
 with the mock's 5 ms per chunk), so both start every request from an idle worker and an idle
 Redis, as a lightly loaded gateway does. Settings as in runner.py's matrix (bench/README.md);
-the mock, both gateways and Redis on 127.0.0.1; standard library only, run with the gateway's venv.
+the mock, both gateways and Redis on 127.0.0.1; standard library and runner.py, run with the gateway's venv.
 
 `--redis-delay-us N` puts a relay between the target and Redis that holds every read for N us
 in each direction, as a Redis on another host would (on 127.0.0.1 both ends of a round trip
@@ -31,21 +31,17 @@ import threading
 import time
 from pathlib import Path
 
+from runner import BENCH_API_KEY, REDIS_URI, REQUEST_LIMITS, TOKENS_PER_MINUTE, free_port  # the matrix's settings
+
 ROOT = Path(__file__).resolve().parent.parent
-KEY = "sk-bench-static-key-0123456789"
-LIMITS = {"RATE_LIMIT_ENABLE": "true", "RATE_LIMIT_DEFAULT": "100000000/minute;1000000000/hour",
-          "RATE_LIMIT_TOKENS_PER_MINUTE": "1000000000", "RATE_LIMIT_STORAGE_URI": "redis://127.0.0.1:6379/0"}
+KEY = BENCH_API_KEY
+LIMITS = {"RATE_LIMIT_ENABLE": "true", "RATE_LIMIT_DEFAULT": REQUEST_LIMITS,
+          "RATE_LIMIT_TOKENS_PER_MINUTE": TOKENS_PER_MINUTE, "RATE_LIMIT_STORAGE_URI": REDIS_URI}
 KEYS = {"AUTH_ENABLE": "true", "AUTH_API_KEYS": KEY, "AUTH_OIDC_ISSUER": ""}
 TELEMETRY = {"TELEMETRY_ENABLE": "true"}
 TARGETS = {"bare": {}, "keys": KEYS, "limits-redis": LIMITS, "telemetry": TELEMETRY,
            "all-on": {**KEYS, **LIMITS, **TELEMETRY}}
 WARM_UP = 20
-
-
-def free_port() -> int:
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        return probe.getsockname()[1]
 
 
 def delaying_relay(target: int, delay_us: int) -> int:
